@@ -1,0 +1,53 @@
+# rnnlm: recurrent language models inside PostgreSQL.
+#
+#   make                 build rnnlm.so
+#   make install         install into the PostgreSQL found by pg_config
+#   make installcheck    regression suite against a running server
+#   make core-test       standalone unit tests of the C core (TAP output)
+#   make core-test-asan  the same under AddressSanitizer and UBSan
+#   make test            everything: see test/run.sh (throwaway cluster)
+#   make demo            the main job on the fortunes corpus: see test/demo.sh
+
+EXTENSION = rnnlm
+MODULE_big = rnnlm
+DATA = sql/rnnlm--0.1.sql
+PGFILEDESC = "rnnlm - recurrent language models in SQL"
+
+CORE_SRCS = $(sort $(wildcard src/core/*.c))
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+
+REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage
+REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
+
+PG_CPPFLAGS = -Isrc/core -Isrc/pg
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+SHLIB_LINK = -ldl -lpthread -lm
+
+EXTRA_CLEAN = test/core/rnnlm_core_test test/core/rnnlm_core_test_asan
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The core is plain C: its unit tests build it again without Postgres.
+CORE_TEST_SRCS = $(CORE_SRCS) $(sort $(wildcard test/core/*.c))
+CORE_TEST_CFLAGS = -std=gnu99 -g -Wall -Wextra -Werror -Isrc/core -Itest/core
+
+test/core/rnnlm_core_test: $(CORE_TEST_SRCS) src/core/rnnlm_core.h $(wildcard test/core/*.h)
+	$(CC) $(CORE_TEST_CFLAGS) -O2 -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
+
+test/core/rnnlm_core_test_asan: $(CORE_TEST_SRCS) src/core/rnnlm_core.h $(wildcard test/core/*.h)
+	$(CC) $(CORE_TEST_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
+
+.PHONY: core-test core-test-asan test demo
+core-test: test/core/rnnlm_core_test
+core-test-asan: test/core/rnnlm_core_test_asan
+
+test:
+	bash test/run.sh
+
+demo:
+	bash test/demo.sh

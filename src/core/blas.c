@@ -1,0 +1,130 @@
+/*
+ * blas.c
+ *		The few matrix calls rnnlm needs, on OpenBLAS.
+ *
+ * OpenBLAS starts its worker threads while the library is being loaded, and
+ * a thread inherits the signal mask of the thread that creates it.  A
+ * Postgres backend must receive its signals (cancel, terminate, latch
+ * wake-ups) on the main thread only, so the library is not linked in:
+ * rl_blas_load() dlopen()s it with every signal blocked, and
+ * rl_blas_set_threads() blocks them again around anything that may start new
+ * workers.  The workers never run any code of ours.
+ */
+#include "rnnlm_core.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* CBLAS enum values, fixed by the CBLAS standard. */
+#define CBLAS_ROW_MAJOR 101
+#define CBLAS_NO_TRANS	111
+#define CBLAS_TRANS		112
+
+typedef void (*sgemm_fn) (int order, int ta, int tb, int m, int n, int k,
+						  float alpha, const float *a, int lda,
+						  const float *b, int ldb, float beta, float *c, int ldc);
+typedef void (*set_threads_fn) (int n);
+
+static sgemm_fn blas_sgemm;
+static set_threads_fn blas_set_threads;
+static int	blas_nthreads = 1;
+
+static const char *const blas_names[] = {
+	"libopenblas.so.0",
+	"libopenblas.so",
+	NULL
+};
+
+/* Loads OpenBLAS once, with all signals blocked; returns 0 or -1 with errbuf set. */
+int
+rl_blas_load(char *errbuf, size_t errlen)
+{
+	sigset_t	all,
+				old;
+	void	   *h = NULL;
+	int			i;
+
+	if (blas_sgemm)
+		return 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; blas_names[i] && h == NULL; i++)
+		h = dlopen(blas_names[i], RTLD_NOW | RTLD_LOCAL);
+	if (h)
+	{
+		blas_sgemm = (sgemm_fn) dlsym(h, "cblas_sgemm");
+		blas_set_threads = (set_threads_fn) dlsym(h, "openblas_set_num_threads");
+		if (blas_set_threads)
+			blas_set_threads(blas_nthreads);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	if (h == NULL)
+	{
+		snprintf(errbuf, errlen, "could not load OpenBLAS: %s", dlerror());
+		return -1;
+	}
+	if (blas_sgemm == NULL)
+	{
+		snprintf(errbuf, errlen, "OpenBLAS library has no cblas_sgemm");
+		blas_sgemm = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sets the number of BLAS worker threads; new workers start with signals blocked. */
+void
+rl_blas_set_threads(int nthreads)
+{
+	sigset_t	all,
+				old;
+
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads == blas_nthreads && blas_sgemm)
+		return;
+	blas_nthreads = nthreads;
+	if (blas_set_threads == NULL)
+		return;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	blas_set_threads(nthreads);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The thread count last set. */
+int
+rl_blas_threads(void)
+{
+	return blas_nthreads;
+}
+
+/* Row-major C = alpha * op(A) * op(B) + beta * C. */
+void
+rl_sgemm(int transa, int transb, int m, int n, int k,
+		 float alpha, const float *a, int lda,
+		 const float *b, int ldb,
+		 float beta, float *c, int ldc)
+{
+	if (m <= 0 || n <= 0)
+		return;
+	if (k <= 0)
+	{
+		int			i,
+					j;
+
+		for (i = 0; i < m; i++)
+			for (j = 0; j < n; j++)
+				c[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t) i * ldc + j];
+		return;
+	}
+	blas_sgemm(CBLAS_ROW_MAJOR,
+			   transa ? CBLAS_TRANS : CBLAS_NO_TRANS,
+			   transb ? CBLAS_TRANS : CBLAS_NO_TRANS,
+			   m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

@@ -1,0 +1,367 @@
+/*
+ * rnnlm_core.h
+ *		The plain-C core of rnnlm: tensors on OpenBLAS, recurrent cells,
+ *		training, tokenizers, sampling and the model file format.
+ *
+ * Nothing here includes a Postgres header.  Every entry point that can fail
+ * takes an rl_env, which supplies the allocator and a "keep going?" callback
+ * and receives an error status plus message; the caller decides how to
+ * report it.  All memory the core owns is obtained through env->alloc, so a
+ * caller that allocates from an arena (a Postgres memory context) can throw
+ * the whole arena away when it unwinds.
+ *
+ * Matrices are row-major float32.  A batch of T time steps of B streams is
+ * stored time-major: row t*B + b.
+ */
+#ifndef RNNLM_CORE_H
+#define RNNLM_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RL_ERRMSG_LEN 256
+
+/* Limits enforced on every configuration, trained or loaded. */
+#define RL_MAX_VOCAB		2000000
+#define RL_MAX_EMBED		16384
+#define RL_MAX_HIDDEN		16384
+#define RL_MAX_LAYERS		16
+#define RL_MAX_TOKEN_BYTES	1024
+
+/* Reserved token ids. */
+#define RL_TOKEN_EOD		0	/* end of document; also the document-start input */
+#define RL_TOKEN_UNK		1	/* anything outside the vocabulary */
+#define RL_NUM_SPECIAL		2
+
+typedef enum rl_status
+{
+	RL_OK = 0,
+	RL_ERR_NOMEM,				/* an allocation failed */
+	RL_ERR_INVALID,				/* invalid argument or configuration */
+	RL_ERR_FORMAT,				/* corrupt or unsupported model blob */
+	RL_ERR_CANCELLED,			/* the tick callback asked to stop */
+	RL_ERR_DATA,				/* not enough training data */
+	RL_ERR_BLAS,				/* the BLAS library could not be loaded */
+	RL_ERR_NUMERIC				/* training diverged (NaN or Inf) */
+} rl_status;
+
+struct rl_epoch_stats;
+
+/* What the caller lends the core: memory, cancellation, progress. */
+typedef struct rl_env
+{
+	void	   *(*alloc) (void *ud, size_t size);	/* NULL on failure */
+	void		(*dealloc) (void *ud, void *ptr);
+	int			(*tick) (void *ud); /* 0 = stop; may also not return */
+	void		(*epoch_done) (void *ud, const struct rl_epoch_stats *st);	/* optional */
+	void	   *ud;
+	size_t		max_alloc;		/* refuse any single allocation above this; 0 = none */
+	rl_status	status;
+	char		errmsg[RL_ERRMSG_LEN];
+} rl_env;
+
+/* env.c */
+extern void rl_env_init_malloc(rl_env *env);
+extern void *rl_alloc(rl_env *env, size_t size);
+extern void *rl_alloc0(rl_env *env, size_t size);
+extern void *rl_alloc_array(rl_env *env, size_t n, size_t elem);
+extern void rl_free(rl_env *env, void *ptr);
+extern rl_status rl_error(rl_env *env, rl_status st, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+extern int	rl_tick(rl_env *env);
+extern int	rl_mul_overflow(size_t a, size_t b, size_t *out);
+extern int	rl_add_overflow(size_t a, size_t b, size_t *out);
+extern int	rl_grow(rl_env *env, void **ptr, size_t *cap, size_t need, size_t elem);
+
+/* blas.c: OpenBLAS, loaded at run time with every signal blocked */
+extern int	rl_blas_load(char *errbuf, size_t errlen);
+extern void rl_blas_set_threads(int nthreads);
+extern int	rl_blas_threads(void);
+extern void rl_sgemm(int transa, int transb, int m, int n, int k,
+					 float alpha, const float *a, int lda,
+					 const float *b, int ldb,
+					 float beta, float *c, int ldc);
+
+/* ---------- configuration and parameters ---------- */
+
+typedef enum rl_cell_kind
+{
+	RL_CELL_RNN = 0,
+	RL_CELL_LSTM = 1,
+	RL_CELL_GRU = 2
+} rl_cell_kind;
+
+typedef enum rl_tokenizer_kind
+{
+	RL_TOK_WORD = 0,
+	RL_TOK_CHAR = 1
+} rl_tokenizer_kind;
+
+typedef struct rl_config
+{
+	rl_cell_kind cell;
+	rl_tokenizer_kind tokenizer;
+	int			lowercase;
+	int32_t		vocab_size;		/* including the special tokens */
+	int32_t		embedding_dim;
+	int32_t		hidden_size;
+	int32_t		num_layers;
+} rl_config;
+
+/* ---------- tokenizers and vocabulary (tokenizer.c) ---------- */
+
+typedef struct rl_vocab
+{
+	int32_t		size;
+	uint32_t   *offsets;		/* size + 1 offsets into strings */
+	char	   *strings;		/* token texts, UTF-8, back to back */
+	int32_t    *slots;			/* open-addressing hash: token id or -1 */
+	uint32_t	nslots;
+} rl_vocab;
+
+/* Accumulates documents into a token stream while the vocabulary is unknown. */
+typedef struct rl_builder rl_builder;
+
+extern const char *rl_cell_name(rl_cell_kind cell);
+extern const char *rl_tokenizer_name(rl_tokenizer_kind kind);
+
+extern rl_status rl_builder_create(rl_env *env, rl_tokenizer_kind kind,
+								   int lowercase, rl_builder **out);
+extern rl_status rl_builder_add(rl_builder *b, const char *text, size_t len);
+extern size_t rl_builder_documents(const rl_builder *b);
+extern size_t rl_builder_tokens(const rl_builder *b);
+
+/* Splits off the last val_docs documents, keeps the max_vocab most frequent
+ * training tokens (0 = all; ties in first-seen order) and returns id streams
+ * that each start with RL_TOKEN_EOD and end every document with it. */
+extern rl_status rl_builder_finish(rl_builder *b, size_t val_docs, int32_t max_vocab,
+								   rl_vocab **vocab,
+								   int32_t **train, size_t *ntrain,
+								   int32_t **val, size_t *nval);
+extern void rl_builder_free(rl_builder *b);
+
+extern rl_status rl_vocab_create(rl_env *env, int32_t size, const uint32_t *lengths,
+								 const char *strings, rl_vocab **out);
+extern int32_t rl_vocab_lookup(const rl_vocab *v, const char *tok, size_t len);
+extern const char *rl_vocab_token(const rl_vocab *v, int32_t id, size_t *len);
+extern void rl_vocab_free(rl_env *env, rl_vocab *v);
+extern int	rl_utf8_valid(const char *s, size_t len);
+
+/* Tokenizes text with the given vocabulary; unseen tokens become RL_TOKEN_UNK.
+ * *ids is allocated from env (no trailing EOD). */
+extern rl_status rl_tokenize(rl_env *env, const rl_vocab *v, rl_tokenizer_kind kind,
+							 int lowercase, const char *text, size_t len,
+							 int32_t **ids, size_t *n);
+
+/* Calls emit once per token of text (word or code point), already normalised. */
+typedef int (*rl_token_fn) (void *ud, const char *tok, size_t len);
+extern int	rl_split(rl_tokenizer_kind kind, int lowercase, const char *text,
+					 size_t len, rl_token_fn emit, void *ud);
+
+/* ---------- the model (model.c) ---------- */
+
+typedef struct rl_layer_params
+{
+	int32_t		in_dim;
+	float	   *wx;				/* [G*H, in_dim] */
+	float	   *wh;				/* [G*H, H] */
+	float	   *b;				/* [G*H] */
+} rl_layer_params;
+
+typedef struct rl_model
+{
+	rl_config	cfg;
+	rl_vocab   *vocab;			/* owned */
+	size_t		nparams;
+	float	   *params;			/* every weight, in file order */
+	float	   *emb;			/* [V, E] */
+	rl_layer_params layers[RL_MAX_LAYERS];
+	float	   *why;			/* [V, H] */
+	float	   *by;				/* [V] */
+} rl_model;
+
+extern int	rl_cell_gates(rl_cell_kind cell);
+extern rl_status rl_config_check(rl_env *env, const rl_config *cfg);
+extern rl_status rl_config_nparams(rl_env *env, const rl_config *cfg, size_t *n);
+extern void rl_param_views(const rl_config *cfg, float *base, float **emb,
+						   rl_layer_params *layers, float **why, float **by);
+extern rl_status rl_model_create(rl_env *env, const rl_config *cfg, rl_vocab *vocab,
+								 rl_model **out);
+extern void rl_model_init_weights(rl_model *m, uint64_t seed);
+extern void rl_model_free(rl_env *env, rl_model *m);
+
+/* ---------- random numbers and sampling (sample.c) ---------- */
+
+typedef struct rl_rng
+{
+	uint64_t	s[4];
+} rl_rng;
+
+extern void rl_rng_seed(rl_rng *r, uint64_t seed);
+extern uint64_t rl_rng_next(rl_rng *r);
+extern double rl_rng_uniform(rl_rng *r);	/* [0, 1) */
+
+/* Picks a token from logits[0..n) (modified in place); work holds
+ * rl_sample_work_size(n) bytes.  temperature 0 = argmax; top_k 0 = off;
+ * top_p in (0, 1].  RL_TOKEN_UNK is never drawn. */
+typedef struct rl_sample_opts
+{
+	double		temperature;
+	int32_t		top_k;
+	double		top_p;
+} rl_sample_opts;
+
+extern size_t rl_sample_work_size(int32_t n);
+extern int32_t rl_sample(float *logits, int32_t n, const rl_sample_opts *o,
+						 rl_rng *rng, void *work);
+
+/* ---------- inference on one stream (infer.c) ---------- */
+
+typedef struct rl_state
+{
+	const rl_model *m;
+	float	   *h;				/* [L, H] */
+	float	   *c;				/* [L, H], LSTM only */
+	float	   *x;				/* [max(E, H)] layer input */
+	float	   *gates;			/* [G*H] */
+	float	   *rh;				/* [H] */
+	float	   *logits;			/* [V] after rl_state_feed */
+} rl_state;
+
+extern rl_status rl_state_create(rl_env *env, const rl_model *m, rl_state **out);
+extern void rl_state_reset(rl_state *s);
+extern void rl_state_feed(rl_state *s, int32_t token);	/* updates logits */
+extern double rl_log_softmax_at(const float *logits, int32_t n, int32_t target,
+								int *is_top1);
+extern void rl_state_free(rl_env *env, rl_state *s);
+
+/* Scores ids followed by RL_TOKEN_EOD from the document-start state.
+ * Returns the summed negative log-likelihood (nats) and how many of the
+ * n + 1 predictions had the target as their top-1 token. */
+extern rl_status rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
+						  double *nll, size_t *correct, double *token_logprobs);
+
+/* ---------- training (train.c) ---------- */
+
+typedef struct rl_train_opts
+{
+	int32_t		epochs;
+	int32_t		batch_size;
+	int32_t		seq_len;
+	double		learning_rate;
+	double		clip_norm;
+	double		dropout;
+	uint64_t	seed;
+} rl_train_opts;
+
+typedef struct rl_epoch_stats
+{
+	int32_t		epoch;
+	int32_t		epochs;
+	double		train_loss;
+	double		val_loss;		/* NAN when there is no validation data */
+	double		seconds;		/* this epoch */
+	double		tokens_per_second;
+} rl_epoch_stats;
+
+typedef struct rl_train_result
+{
+	double		train_loss;		/* mean over the last epoch */
+	double		val_loss;		/* NAN when there is no validation data */
+	size_t		train_tokens;	/* predicted tokens per epoch */
+	size_t		val_tokens;
+	double		seconds;
+	double		tokens_per_second;
+} rl_train_result;
+
+/* The working set of one batch: activations, caches, gradients, Adam moments. */
+typedef struct rl_trainer rl_trainer;
+
+extern rl_status rl_trainer_create(rl_env *env, rl_model *m, int32_t batch,
+								   int32_t seq_len, double dropout, uint64_t seed,
+								   rl_trainer **out);
+extern void rl_trainer_reset_state(rl_trainer *tr);
+/* Forward and backward over T steps; grads are left in rl_trainer_grads(). */
+extern rl_status rl_trainer_loss_grad(rl_trainer *tr, const int32_t *inputs,
+									  const int32_t *targets, int32_t T,
+									  double *loss);
+extern rl_status rl_trainer_loss(rl_trainer *tr, const int32_t *inputs,
+								 const int32_t *targets, int32_t T, double *loss);
+extern float *rl_trainer_grads(rl_trainer *tr);
+extern void rl_trainer_set_training(rl_trainer *tr, int training);
+extern double rl_clip_grads(float *grads, size_t n, double clip_norm);
+extern void rl_adam_step(float *params, const float *grads, float *m, float *v,
+						 size_t n, double lr, int64_t t);
+extern void rl_trainer_free(rl_trainer *tr);
+
+extern rl_status rl_train(rl_env *env, rl_model *m,
+						  const int32_t *train, size_t ntrain,
+						  const int32_t *val, size_t nval,
+						  const rl_train_opts *o, rl_train_result *res);
+
+/* Mean loss (nats/token) of a stream, evaluated as training batches it. */
+extern rl_status rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
+								int32_t batch, int32_t seq_len, double *loss,
+								size_t *count);
+
+/* ---------- recurrent cells (cell.c, cell_rnn.c, cell_lstm.c, cell_gru.c) ---------- */
+
+/*
+ * One cell type's time step for B streams.  forward: on entry g [B, G*H]
+ * holds W_x x_t + b; it adds the recurrent term, applies the gate
+ * nonlinearities in place and writes h (and c for LSTM, r*h_{t-1} for GRU).
+ * backward: from dh (the whole gradient reaching h_t) and dc (reaching C_t
+ * from step t+1; replaced by the gradient reaching C_{t-1}), writes the
+ * pre-activation gradients dg and the gradient reaching h_{t-1}.
+ */
+typedef struct rl_cell_ops
+{
+	int			ngates;
+	int			hprev_blocks;	/* leading gate blocks of W_h that multiply h_{t-1};
+								 * the rest multiply r*h_{t-1} (GRU) */
+	void		(*forward) (const float *wh, int H, int B, const float *hprev,
+							const float *cprev, float *g, float *h, float *c, float *rh);
+	void		(*backward) (const float *wh, int H, int B, const float *hprev,
+							 const float *cprev, const float *g, const float *h,
+							 const float *c, const float *rh, const float *dh,
+							 float *dc, float *dg, float *dhprev, float *tmp);
+} rl_cell_ops;
+
+extern const rl_cell_ops rl_rnn_ops;
+extern const rl_cell_ops rl_lstm_ops;
+extern const rl_cell_ops rl_gru_ops;
+extern const rl_cell_ops *rl_cell_ops_for(rl_cell_kind cell);
+
+/* Activations of one layer over T steps of B streams (row t*B + b). */
+typedef struct rl_layer_buf
+{
+	float	   *x;				/* [T*B, in] input, after dropout */
+	float	   *mask;			/* [T*B, in] dropout mask on x, or NULL */
+	float	   *gates;			/* [T*B, G*H] activated gates */
+	float	   *h;				/* [T*B, H] */
+	float	   *c;				/* [T*B, H] LSTM cell state, else NULL */
+	float	   *rh;				/* [T*B, H] GRU r*h_{t-1}, else NULL */
+	float	   *h0;				/* [B, H] state entering the chunk */
+	float	   *c0;				/* [B, H] LSTM only */
+} rl_layer_buf;
+
+extern int	rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
+							 int T, int B);
+extern int	rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
+							  int T, int B, float *dH, float *dG, float *dX,
+							  rl_layer_params *grad, float *dh_next, float *dc,
+							  float *tmp);
+extern float rl_sigmoid(float x);
+
+/* ---------- the model file (format.c) ---------- */
+
+#define RL_FORMAT_MAGIC		"RNNLM\0\r\n"
+#define RL_FORMAT_VERSION	1
+
+extern rl_status rl_model_serialize(rl_env *env, const rl_model *m,
+									uint8_t **out, size_t *len);
+extern rl_status rl_model_deserialize(rl_env *env, const uint8_t *data, size_t len,
+									  rl_model **out);
+extern uint32_t rl_crc32(const uint8_t *data, size_t len);
+
+#endif							/* RNNLM_CORE_H */

@@ -1,0 +1,584 @@
+/*
+ * train.c
+ *		Training: the token stream cut into batch_size parallel streams,
+ *		truncated backpropagation through time over seq_len steps with the
+ *		hidden state carried from one batch to the next, cross-entropy loss,
+ *		dropout on the non-recurrent connections (embedding to layer 0,
+ *		between layers, top layer to softmax), clipping by global L2 norm and
+ *		Adam.
+ *
+ * One rl_trainer holds every buffer a batch needs, allocated once.  With a
+ * fixed seed and BLAS thread count the result is deterministic.
+ */
+#include "rnnlm_core.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+struct rl_trainer
+{
+	rl_env	   *env;
+	rl_model   *m;
+	int32_t		B;				/* streams allocated for */
+	int32_t		S;				/* steps allocated for */
+	int32_t		cur_B;			/* streams in use (<= B) */
+	double		dropout;
+	int			training;
+	rl_rng		rng;
+	rl_layer_buf lb[RL_MAX_LAYERS];
+	float	   *top;			/* [S*B, H] top layer output after dropout */
+	float	   *top_mask;		/* [S*B, H] or NULL */
+	float	   *logits;			/* [S*B, V] */
+	float	   *dA,
+			   *dB;				/* [S*B, max(E, H)] */
+	float	   *dG;				/* [S*B, G*H] */
+	float	   *dh_next,
+			   *dc,
+			   *tmp;			/* [B, H] */
+	float	   *grads;			/* like params */
+	float	   *g_emb,
+			   *g_why,
+			   *g_by;
+	rl_layer_params g_layers[RL_MAX_LAYERS];
+	float	   *adam_m,
+			   *adam_v;
+	int64_t		step;
+	int32_t    *inputs,
+			   *targets;		/* [S*B] */
+	/* every allocation, for freeing */
+	void	   *allocs[16 + 8 * RL_MAX_LAYERS];
+	int			nallocs;
+};
+
+/* Allocates n zeroed floats owned by the trainer. */
+static float *
+tr_floats(rl_trainer *tr, size_t n)
+{
+	float	   *p = rl_alloc_array(tr->env, n ? n : 1, sizeof(float));
+
+	if (p)
+		tr->allocs[tr->nallocs++] = p;
+	return p;
+}
+
+/* Builds a trainer for batches of up to batch streams and seq_len steps. */
+rl_status
+rl_trainer_create(rl_env *env, rl_model *m, int32_t batch, int32_t seq_len,
+				  double dropout, uint64_t seed, rl_trainer **out)
+{
+	const rl_config *c = &m->cfg;
+	rl_trainer *tr;
+	size_t		H = (size_t) c->hidden_size;
+	size_t		G = (size_t) rl_cell_gates(c->cell);
+	size_t		V = (size_t) c->vocab_size;
+	size_t		wide = (size_t) (c->embedding_dim > c->hidden_size ?
+								 c->embedding_dim : c->hidden_size);
+	size_t		rows;
+	int			l;
+
+	*out = NULL;
+	if (batch < 1 || seq_len < 1)
+		return rl_error(env, RL_ERR_INVALID, "batch and sequence length must be positive");
+	if (rl_mul_overflow((size_t) batch, (size_t) seq_len, &rows) || rows > (size_t) INT32_MAX / (V > G * H ? V : G * H))
+		return rl_error(env, RL_ERR_INVALID, "batch_size * seq_len is too large for this model");
+	tr = rl_alloc0(env, sizeof(rl_trainer));
+	if (tr == NULL)
+		return env->status;
+	tr->env = env;
+	tr->m = m;
+	tr->B = tr->cur_B = batch;
+	tr->S = seq_len;
+	tr->dropout = dropout;
+	tr->training = 1;
+	rl_rng_seed(&tr->rng, seed ^ 0x9E3779B97F4A7C15ULL);
+
+	for (l = 0; l < c->num_layers; l++)
+	{
+		rl_layer_buf *lb = &tr->lb[l];
+		size_t		in = (size_t) m->layers[l].in_dim;
+
+		if (!(lb->x = tr_floats(tr, rows * in)) ||
+			(dropout > 0 && !(lb->mask = tr_floats(tr, rows * in))) ||
+			!(lb->gates = tr_floats(tr, rows * G * H)) ||
+			!(lb->h = tr_floats(tr, rows * H)) ||
+			!(lb->h0 = tr_floats(tr, (size_t) batch * H)))
+			goto fail;
+		if (c->cell == RL_CELL_LSTM &&
+			(!(lb->c = tr_floats(tr, rows * H)) || !(lb->c0 = tr_floats(tr, (size_t) batch * H))))
+			goto fail;
+		if (c->cell == RL_CELL_GRU && !(lb->rh = tr_floats(tr, rows * H)))
+			goto fail;
+	}
+	if (!(tr->top = tr_floats(tr, rows * H)) ||
+		(dropout > 0 && !(tr->top_mask = tr_floats(tr, rows * H))) ||
+		!(tr->logits = tr_floats(tr, rows * V)) ||
+		!(tr->dA = tr_floats(tr, rows * wide)) ||
+		!(tr->dB = tr_floats(tr, rows * wide)) ||
+		!(tr->dG = tr_floats(tr, rows * G * H)) ||
+		!(tr->dh_next = tr_floats(tr, (size_t) batch * H)) ||
+		!(tr->dc = tr_floats(tr, (size_t) batch * H)) ||
+		!(tr->tmp = tr_floats(tr, (size_t) batch * H)) ||
+		!(tr->grads = tr_floats(tr, m->nparams)) ||
+		!(tr->inputs = (int32_t *) tr_floats(tr, rows)) ||
+		!(tr->targets = (int32_t *) tr_floats(tr, rows)))
+		goto fail;
+	rl_param_views(c, tr->grads, &tr->g_emb, tr->g_layers, &tr->g_why, &tr->g_by);
+	*out = tr;
+	return RL_OK;
+fail:
+	rl_trainer_free(tr);
+	return env->status;
+}
+
+/* Frees a trainer. */
+void
+rl_trainer_free(rl_trainer *tr)
+{
+	int			i;
+
+	if (tr == NULL)
+		return;
+	for (i = 0; i < tr->nallocs; i++)
+		rl_free(tr->env, tr->allocs[i]);
+	rl_free(tr->env, tr);
+}
+
+/* Zeroes the carried hidden state. */
+void
+rl_trainer_reset_state(rl_trainer *tr)
+{
+	size_t		BH = (size_t) tr->B * tr->m->cfg.hidden_size;
+	int			l;
+
+	for (l = 0; l < tr->m->cfg.num_layers; l++)
+	{
+		memset(tr->lb[l].h0, 0, BH * sizeof(float));
+		if (tr->lb[l].c0)
+			memset(tr->lb[l].c0, 0, BH * sizeof(float));
+	}
+}
+
+/* Turns dropout on (training) or off (evaluation). */
+void
+rl_trainer_set_training(rl_trainer *tr, int training)
+{
+	tr->training = training;
+}
+
+/* The gradient array, laid out like the parameters. */
+float *
+rl_trainer_grads(rl_trainer *tr)
+{
+	return tr->grads;
+}
+
+/* Copies src to dst, applying inverted dropout when training. */
+static void
+apply_dropout(rl_trainer *tr, const float *src, float *dst, float *mask, size_t n)
+{
+	size_t		i;
+
+	if (!tr->training || tr->dropout <= 0.0 || mask == NULL)
+	{
+		if (dst != src)
+			memcpy(dst, src, n * sizeof(float));
+		return;
+	}
+	{
+		float		keep = (float) (1.0 / (1.0 - tr->dropout));
+
+		for (i = 0; i < n; i++)
+		{
+			mask[i] = rl_rng_uniform(&tr->rng) < tr->dropout ? 0.0f : keep;
+			dst[i] = src[i] * mask[i];
+		}
+	}
+}
+
+/* Multiplies a gradient by the dropout mask in use. */
+static void
+mask_grad(rl_trainer *tr, float *d, const float *mask, size_t n)
+{
+	size_t		i;
+
+	if (!tr->training || tr->dropout <= 0.0 || mask == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		d[i] *= mask[i];
+}
+
+/* Forward pass, loss and (if want_grad) backward pass over T steps. */
+static rl_status
+run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
+		  int32_t T, int want_grad, double *loss, size_t *correct)
+{
+	rl_env	   *env = tr->env;
+	const rl_model *m = tr->m;
+	const rl_config *c = &m->cfg;
+	int			B = tr->cur_B;
+	int			N = T * B;
+	int			E = c->embedding_dim,
+				H = c->hidden_size,
+				V = c->vocab_size,
+				L = c->num_layers;
+	size_t		BH = (size_t) B * H;
+	double		total = 0.0;
+	size_t		ncorrect = 0;
+	float		scale = 1.0f / (float) N;
+	float	   *dH,
+			   *dX;
+	int			l,
+				r;
+
+	if (T < 1 || T > tr->S)
+		return rl_error(env, RL_ERR_INVALID, "chunk of %d steps exceeds the trainer's %d", T, tr->S);
+	for (r = 0; r < N; r++)
+		if (inputs[r] < 0 || inputs[r] >= V || targets[r] < 0 || targets[r] >= V)
+			return rl_error(env, RL_ERR_INVALID, "token id out of range");
+
+	/* embedding lookup, then dropout into layer 0's input */
+	for (r = 0; r < N; r++)
+		memcpy(tr->lb[0].x + (size_t) r * E, m->emb + (size_t) inputs[r] * E, E * sizeof(float));
+	apply_dropout(tr, tr->lb[0].x, tr->lb[0].x, tr->lb[0].mask, (size_t) N * E);
+
+	for (l = 0; l < L; l++)
+	{
+		if (!rl_layer_forward(env, m, l, &tr->lb[l], T, B))
+			return env->status;
+		if (l + 1 < L)
+			apply_dropout(tr, tr->lb[l].h, tr->lb[l + 1].x, tr->lb[l + 1].mask, (size_t) N * H);
+	}
+	apply_dropout(tr, tr->lb[L - 1].h, tr->top, tr->top_mask, (size_t) N * H);
+
+	/* logits, softmax, loss; dlogits = (p - onehot) / N in place */
+	rl_sgemm(0, 1, N, V, H, 1.0f, tr->top, H, m->why, H, 0.0f, tr->logits, V);
+	for (r = 0; r < N; r++)
+	{
+		float	   *z = tr->logits + (size_t) r * V;
+		float		mx = -INFINITY;
+		int			arg = 0,
+					j;
+		double		sum = 0.0;
+		double		zt;
+
+		for (j = 0; j < V; j++)
+		{
+			z[j] += m->by[j];
+			if (z[j] > mx)
+			{
+				mx = z[j];
+				arg = j;
+			}
+		}
+		if (arg == targets[r])
+			ncorrect++;
+		zt = (double) z[targets[r]] - mx;
+		for (j = 0; j < V; j++)
+		{
+			float		e = expf(z[j] - mx);
+
+			sum += e;
+			if (want_grad)
+				z[j] = e;
+		}
+		if (want_grad)
+		{
+			float		inv = (float) (1.0 / sum) * scale;
+
+			total += log(sum) - zt;
+			for (j = 0; j < V; j++)
+				z[j] *= inv;
+			z[targets[r]] -= scale;
+		}
+		else
+			total += log(sum) - zt;
+	}
+	*loss = total / N;
+	if (correct)
+		*correct = ncorrect;
+
+	if (want_grad)
+	{
+		/* output layer */
+		rl_sgemm(1, 0, V, H, N, 1.0f, tr->logits, V, tr->top, H, 1.0f, tr->g_why, H);
+		for (r = 0; r < N; r++)
+		{
+			const float *z = tr->logits + (size_t) r * V;
+			int			j;
+
+			for (j = 0; j < V; j++)
+				tr->g_by[j] += z[j];
+		}
+		dH = tr->dA;
+		dX = tr->dB;
+		rl_sgemm(0, 0, N, H, V, 1.0f, tr->logits, V, m->why, H, 0.0f, dH, H);
+		mask_grad(tr, dH, tr->top_mask, (size_t) N * H);
+
+		for (l = L - 1; l >= 0; l--)
+		{
+			float	   *swap;
+
+			if (!rl_layer_backward(env, m, l, &tr->lb[l], T, B, dH, tr->dG, dX,
+								   &tr->g_layers[l], tr->dh_next, tr->dc, tr->tmp))
+				return env->status;
+			mask_grad(tr, dX, tr->lb[l].mask, (size_t) N * m->layers[l].in_dim);
+			swap = dH;
+			dH = dX;
+			dX = swap;
+		}
+		/* dH now holds the gradient of the embeddings looked up */
+		for (r = 0; r < N; r++)
+		{
+			float	   *ge = tr->g_emb + (size_t) inputs[r] * E;
+			const float *d = dH + (size_t) r * E;
+			int			j;
+
+			for (j = 0; j < E; j++)
+				ge[j] += d[j];
+		}
+	}
+
+	/* carry the state into the next chunk */
+	for (l = 0; l < L; l++)
+	{
+		memcpy(tr->lb[l].h0, tr->lb[l].h + (T - 1) * BH, BH * sizeof(float));
+		if (tr->lb[l].c0)
+			memcpy(tr->lb[l].c0, tr->lb[l].c + (T - 1) * BH, BH * sizeof(float));
+	}
+	return RL_OK;
+}
+
+/* Loss and gradients (accumulated into the zeroed grads) over T steps. */
+rl_status
+rl_trainer_loss_grad(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
+					 int32_t T, double *loss)
+{
+	memset(tr->grads, 0, tr->m->nparams * sizeof(float));
+	return run_batch(tr, inputs, targets, T, 1, loss, NULL);
+}
+
+/* Loss only, over T steps. */
+rl_status
+rl_trainer_loss(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
+				int32_t T, double *loss)
+{
+	return run_batch(tr, inputs, targets, T, 0, loss, NULL);
+}
+
+/* Scales grads to a global L2 norm of at most clip_norm (0 = off); returns the norm. */
+double
+rl_clip_grads(float *grads, size_t n, double clip_norm)
+{
+	double		ss = 0.0,
+				norm;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		ss += (double) grads[i] * grads[i];
+	norm = sqrt(ss);
+	if (clip_norm > 0 && norm > clip_norm)
+	{
+		float		s = (float) (clip_norm / norm);
+
+		for (i = 0; i < n; i++)
+			grads[i] *= s;
+	}
+	return norm;
+}
+
+/* One Adam update (beta1 0.9, beta2 0.999, eps 1e-8) at step t >= 1. */
+void
+rl_adam_step(float *params, const float *grads, float *m, float *v,
+			 size_t n, double lr, int64_t t)
+{
+	const float b1 = 0.9f,
+				b2 = 0.999f,
+				eps = 1e-8f;
+	float		c1 = (float) (1.0 - pow(0.9, (double) t));
+	float		c2 = (float) (1.0 - pow(0.999, (double) t));
+	float		step = (float) lr / c1;
+	float		rc2 = 1.0f / sqrtf(c2);
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		float		g = grads[i];
+
+		m[i] = b1 * m[i] + (1.0f - b1) * g;
+		v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+		params[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+	}
+}
+
+/* Seconds on a monotonic clock. */
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Fills the trainer's input/target arrays for the chunk starting at pos. */
+static void
+fill_chunk(rl_trainer *tr, const int32_t *ids, size_t per_stream, size_t pos, int T)
+{
+	int			B = tr->cur_B;
+	int			t,
+				b;
+
+	for (t = 0; t < T; t++)
+		for (b = 0; b < B; b++)
+		{
+			size_t		k = (size_t) b * per_stream + pos + t;
+
+			tr->inputs[t * B + b] = ids[k];
+			tr->targets[t * B + b] = ids[k + 1];
+		}
+}
+
+/* Mean loss of a stream without dropout; *count = predictions made. */
+static rl_status
+eval_with(rl_trainer *tr, const int32_t *ids, size_t n, double *loss, size_t *count)
+{
+	int32_t		saved_B = tr->cur_B;
+	int			saved_training = tr->training;
+	size_t		per_stream,
+				pos;
+	double		total = 0.0;
+	rl_status	st = RL_OK;
+
+	*loss = NAN;
+	*count = 0;
+	if (n < 2)
+		return RL_OK;
+	tr->cur_B = (int32_t) ((n - 1) < (size_t) tr->B ? (n - 1) : (size_t) tr->B);
+	tr->training = 0;
+	per_stream = (n - 1) / tr->cur_B;
+	rl_trainer_reset_state(tr);
+	for (pos = 0; pos < per_stream; pos += tr->S)
+	{
+		int			T = (int) ((per_stream - pos) < (size_t) tr->S ? per_stream - pos : (size_t) tr->S);
+		double		l;
+
+		fill_chunk(tr, ids, per_stream, pos, T);
+		st = run_batch(tr, tr->inputs, tr->targets, T, 0, &l, NULL);
+		if (st != RL_OK)
+			break;
+		total += l * T * tr->cur_B;
+	}
+	*count = per_stream * tr->cur_B;
+	*loss = total / (double) *count;
+	tr->cur_B = saved_B;
+	tr->training = saved_training;
+	return st;
+}
+
+/* Mean loss (nats/token) of a stream, batched as in training. */
+rl_status
+rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
+			   int32_t batch, int32_t seq_len, double *loss, size_t *count)
+{
+	rl_trainer *tr;
+	rl_status	st = rl_trainer_create(env, m, batch, seq_len, 0.0, 0, &tr);
+
+	if (st != RL_OK)
+		return st;
+	st = eval_with(tr, ids, n, loss, count);
+	rl_trainer_free(tr);
+	return st;
+}
+
+/* Trains m on the train stream for o->epochs epochs, validating on val. */
+rl_status
+rl_train(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
+		 const int32_t *val, size_t nval, const rl_train_opts *o,
+		 rl_train_result *res)
+{
+	rl_trainer *tr = NULL;
+	int32_t		B;
+	size_t		per_stream,
+				pos;
+	double		t_start = now_seconds();
+	rl_status	st;
+	int			epoch;
+
+	memset(res, 0, sizeof(*res));
+	res->train_loss = res->val_loss = NAN;
+	if (ntrain < 2)
+		return rl_error(env, RL_ERR_DATA, "the training data has fewer than 2 tokens");
+	if (o->epochs < 1 || o->batch_size < 1 || o->seq_len < 1)
+		return rl_error(env, RL_ERR_INVALID, "epochs, batch_size and seq_len must be positive");
+	B = (ntrain - 1) < (size_t) o->batch_size ? (int32_t) (ntrain - 1) : o->batch_size;
+	per_stream = (ntrain - 1) / B;
+
+	st = rl_trainer_create(env, m, B, o->seq_len, o->dropout, o->seed, &tr);
+	if (st != RL_OK)
+		return st;
+	tr->adam_m = tr_floats(tr, m->nparams);
+	tr->adam_v = tr_floats(tr, m->nparams);
+	if (!tr->adam_m || !tr->adam_v)
+	{
+		rl_trainer_free(tr);
+		return env->status;
+	}
+	res->train_tokens = per_stream * B;
+
+	for (epoch = 1; epoch <= o->epochs; epoch++)
+	{
+		double		t0 = now_seconds();
+		double		total = 0.0;
+		rl_epoch_stats es;
+
+		tr->training = 1;
+		rl_trainer_reset_state(tr);
+		for (pos = 0; pos < per_stream; pos += o->seq_len)
+		{
+			int			T = (int) ((per_stream - pos) < (size_t) o->seq_len ?
+								   per_stream - pos : (size_t) o->seq_len);
+			double		loss;
+
+			if (!rl_tick(env))
+			{
+				st = env->status;
+				goto done;
+			}
+			fill_chunk(tr, train, per_stream, pos, T);
+			st = rl_trainer_loss_grad(tr, tr->inputs, tr->targets, T, &loss);
+			if (st != RL_OK)
+				goto done;
+			if (!isfinite(loss) || !isfinite(rl_clip_grads(tr->grads, m->nparams, o->clip_norm)))
+			{
+				st = rl_error(env, RL_ERR_NUMERIC,
+							  "training diverged in epoch %d (loss is not finite); try a lower learning_rate or clip_norm",
+							  epoch);
+				goto done;
+			}
+			total += loss * T * B;
+			rl_adam_step(m->params, tr->grads, tr->adam_m, tr->adam_v, m->nparams,
+						 o->learning_rate, ++tr->step);
+		}
+		res->train_loss = total / (double) res->train_tokens;
+		st = eval_with(tr, val, nval, &res->val_loss, &res->val_tokens);
+		if (st != RL_OK)
+			goto done;
+
+		es.epoch = epoch;
+		es.epochs = o->epochs;
+		es.train_loss = res->train_loss;
+		es.val_loss = res->val_loss;
+		es.seconds = now_seconds() - t0;
+		es.tokens_per_second = es.seconds > 0 ? res->train_tokens / es.seconds : 0;
+		if (env->epoch_done)
+			env->epoch_done(env->ud, &es);
+	}
+	res->seconds = now_seconds() - t_start;
+	res->tokens_per_second = res->seconds > 0 ?
+		(double) res->train_tokens * o->epochs / res->seconds : 0;
+	st = RL_OK;
+done:
+	rl_trainer_free(tr);
+	return st;
+}
