@@ -1,0 +1,105 @@
+/* rnnlm--0.1.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION rnnlm" to load this file. \quit
+
+CREATE SCHEMA rnnlm;
+COMMENT ON SCHEMA rnnlm IS 'models stored by the rnnlm extension';
+
+CREATE SEQUENCE rnnlm.model_version_seq;
+
+-- One row per trained model.  weights holds the model file (doc/format.md).
+CREATE TABLE rnnlm.model (
+    name            text PRIMARY KEY
+                    CHECK (name OPERATOR(pg_catalog.<>) '' AND pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 63),
+    owner           regrole NOT NULL,
+    version         bigint NOT NULL,
+    cell            text NOT NULL,
+    tokenizer       text NOT NULL,
+    vocab_size      integer NOT NULL,
+    embedding_dim   integer NOT NULL,
+    hidden_size     integer NOT NULL,
+    num_layers      integer NOT NULL,
+    parameters      bigint NOT NULL,
+    train_loss      double precision,
+    val_loss        double precision,
+    val_perplexity  double precision,
+    trained_tokens  bigint NOT NULL,
+    options         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL,
+    weights         bytea NOT NULL
+);
+-- the weights are floats that do not compress; store them out of line as they are
+ALTER TABLE rnnlm.model ALTER COLUMN weights SET STORAGE EXTERNAL;
+
+-- pg_dump keeps the models
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.model', '');
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.model_version_seq', '');
+
+-- A role sees and changes only the models of roles it belongs to.
+ALTER TABLE rnnlm.model ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_owner ON rnnlm.model
+    USING (pg_catalog.pg_has_role(CURRENT_USER, owner::oid, 'MEMBER'))
+    WITH CHECK (pg_catalog.pg_has_role(CURRENT_USER, owner::oid, 'MEMBER'));
+GRANT USAGE ON SCHEMA rnnlm TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.model TO PUBLIC;
+GRANT USAGE ON SEQUENCE rnnlm.model_version_seq TO PUBLIC;
+
+CREATE VIEW rnnlm.models WITH (security_barrier) AS
+SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+       num_layers, parameters,
+       pg_catalog.octet_length(weights)::bigint AS size_bytes,
+       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options
+  FROM rnnlm.model;
+ALTER VIEW rnnlm.models SET (security_invoker = true);
+GRANT SELECT ON rnnlm.models TO PUBLIC;
+COMMENT ON VIEW rnnlm.models IS 'the rnnlm models the current role can use';
+
+CREATE FUNCTION rnnlm_train(model_name text, training_query text,
+                            options jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_train'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_train(text, text, jsonb) IS
+    'train a language model on the rows of a query returning one text column';
+
+CREATE FUNCTION rnnlm_generate(model_name text, prompt text DEFAULT '',
+                               max_tokens integer DEFAULT 100,
+                               temperature double precision DEFAULT 1.0,
+                               top_k integer DEFAULT 0,
+                               top_p double precision DEFAULT 1.0,
+                               seed bigint DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rnnlm_generate'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION rnnlm_generate(text, text, integer, double precision, integer, double precision, bigint) IS
+    'sample a continuation of the prompt from a model';
+
+CREATE FUNCTION rnnlm_perplexity(model_name text, input text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'rnnlm_perplexity'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION rnnlm_perplexity(text, text) IS
+    'perplexity of a text under a model (higher = more surprising)';
+
+CREATE FUNCTION rnnlm_token_logprobs(model_name text, input text,
+                                     OUT "position" integer, OUT token_id integer,
+                                     OUT token text, OUT logprob double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_token_logprobs'
+LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION rnnlm_token_logprobs(text, text) IS
+    'log-probability of each token of a text (then of the end of document) under a model';
+
+CREATE FUNCTION rnnlm_evaluate(model_name text, query text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_evaluate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_evaluate(text, text) IS
+    'token-weighted loss, perplexity and accuracy of a model over the rows of a query';
+
+CREATE FUNCTION rnnlm_drop(model_name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_drop'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_drop(text, boolean) IS 'delete a model';

@@ -1,0 +1,157 @@
+/*
+ * cache.c
+ *		Models loaded once per backend.
+ *
+ * A loaded model is kept in its own memory context under a backend-lifetime
+ * root, keyed by name, together with the row version it was loaded from.
+ * The first call of a function in each statement asks the table for the
+ * current version (one index lookup under the statement's snapshot) and
+ * reloads when it changed, so a replaced or dropped model is noticed by the
+ * next statement in every session; later calls in the same statement reuse
+ * what the first found (kept in fn_extra).  A model superseded by a newer
+ * version is not freed at once, since another call site of the running
+ * statement may still use it: its context is moved under the transaction's
+ * and goes away when the transaction ends.
+ */
+#include "rnnlm_pg.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+typedef struct CacheEntry
+{
+	char		name[RNNLM_MAX_NAME + 1];	/* hash key */
+	MemoryContext cxt;
+	RnnlmLoaded loaded;
+} CacheEntry;
+
+typedef struct CallCache
+{
+	char		name[RNNLM_MAX_NAME + 1];
+	RnnlmLoaded loaded;
+} CallCache;
+
+static HTAB *model_cache = NULL;
+static MemoryContext cache_root = NULL;
+
+/* Creates the backend's cache on first use. */
+static void
+cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (model_cache)
+		return;
+	cache_root = AllocSetContextCreate(TopMemoryContext, "rnnlm model cache",
+									   ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = RNNLM_MAX_NAME + 1;
+	ctl.entrysize = sizeof(CacheEntry);
+	ctl.hcxt = cache_root;
+	model_cache = hash_create("rnnlm models", 16, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/* Drops a cache entry; its memory lives until the end of the transaction. */
+static void
+cache_retire(CacheEntry *e)
+{
+	if (e->cxt)
+		MemoryContextSetParent(e->cxt, TopTransactionContext);
+	hash_search(model_cache, e->name, HASH_REMOVE, NULL);
+}
+
+/* Loads the named model's current version into a new context. */
+static void
+cache_load(const char *name, CacheEntry *e)
+{
+	MemoryContext cxt;
+	bytea	   *blob;
+	int64		version = 0;
+	rl_env		env;
+	rl_model   *model;
+	rl_state   *state;
+
+	/* built under the caller's context until complete, so an error frees it */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm model",
+								ALLOCSET_DEFAULT_SIZES);
+	blob = rnnlm_catalog_weights(name, &version, CurrentMemoryContext);
+	if (blob == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" does not exist", name)));
+	rnnlm_env_init(&env, cxt, false);
+	if (rl_model_deserialize(&env, (const uint8 *) VARDATA_ANY(blob),
+							 VARSIZE_ANY_EXHDR(blob), &model) != RL_OK)
+	{
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("rnnlm model \"%s\" has invalid weights: %s", name, env.errmsg),
+				 errhint("Train the model again with {\"replace\": true}, or drop it with rnnlm_drop().")));
+	}
+	if (rl_state_create(&env, model, &state) != RL_OK)
+		rnnlm_raise(&env, "loading the model");
+	e->loaded.sample_work = rl_alloc(&env, rl_sample_work_size(model->cfg.vocab_size));
+	if (e->loaded.sample_work == NULL)
+		rnnlm_raise(&env, "loading the model");
+	pfree(blob);
+
+	MemoryContextSetParent(cxt, cache_root);
+	e->cxt = cxt;
+	e->loaded.model = model;
+	e->loaded.state = state;
+	e->loaded.version = version;
+}
+
+/*
+ * The model called name, loaded and current as of this statement.  Raises
+ * an ERROR if it does not exist or its stored weights are invalid.
+ */
+RnnlmLoaded *
+rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
+{
+	CallCache  *cc = (CallCache *) fcinfo->flinfo->fn_extra;
+	CacheEntry *e;
+	bool		found;
+	int64		version;
+
+	if (cc && strcmp(cc->name, name) == 0)
+		return &cc->loaded;
+
+	rnnlm_prepare_blas();
+	cache_init();
+	SPI_connect();
+	version = rnnlm_catalog_version(name, &found);
+	e = hash_search(model_cache, name, HASH_FIND, NULL);
+	if (!found)
+	{
+		if (e)
+			cache_retire(e);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" does not exist", name),
+				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
+	}
+	if (e == NULL || e->loaded.version != version)
+	{
+		CacheEntry	fresh;
+
+		memset(&fresh, 0, sizeof(fresh));
+		cache_load(name, &fresh);
+		if (e)
+			cache_retire(e);
+		e = hash_search(model_cache, name, HASH_ENTER, NULL);
+		e->cxt = fresh.cxt;
+		e->loaded = fresh.loaded;
+	}
+	SPI_finish();
+
+	if (cc == NULL)
+		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
+	strlcpy(cc->name, name, sizeof(cc->name));
+	cc->loaded = e->loaded;
+	fcinfo->flinfo->fn_extra = cc;
+	return &cc->loaded;
+}

@@ -1,0 +1,112 @@
+/*
+ * generate.c
+ *		rnnlm_generate: condition on a prompt, then sample until max_tokens
+ *		or the end-of-document token.
+ */
+#include "rnnlm_pg.h"
+
+#include <math.h>
+
+#include "common/pg_prng.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(rnnlm_generate);
+
+/* Generates a continuation of the prompt. */
+Datum
+rnnlm_generate(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	int32		max_tokens = PG_ARGISNULL(2) ? 100 : PG_GETARG_INT32(2);
+	rl_sample_opts so;
+	RnnlmLoaded *lm;
+	const rl_model *m;
+	rl_rng		rng;
+	rl_env		env;
+	int32_t    *ids;
+	size_t		n,
+				len,
+				i;
+	char	   *u;
+	StringInfoData out;
+	int32		produced = 0;
+
+	so.temperature = PG_ARGISNULL(3) ? 1.0 : PG_GETARG_FLOAT8(3);
+	so.top_k = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
+	so.top_p = PG_ARGISNULL(5) ? 1.0 : PG_GETARG_FLOAT8(5);
+	if (max_tokens < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_tokens must not be negative")));
+	if (max_tokens > RNNLM_MAX_GENERATE)
+	{
+		ereport(NOTICE,
+				(errmsg("max_tokens %d capped at %d", max_tokens, RNNLM_MAX_GENERATE)));
+		max_tokens = RNNLM_MAX_GENERATE;
+	}
+	if (isnan(so.temperature) || so.temperature < 0 || isinf(so.temperature))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("temperature must be a finite number of at least 0"),
+				 errhint("0 picks the most likely token every time.")));
+	if (so.top_k < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("top_k must not be negative"),
+				 errhint("0 turns top-k filtering off.")));
+	if (isnan(so.top_p) || so.top_p <= 0 || so.top_p > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("top_p must be in (0, 1]"),
+				 errhint("1 turns nucleus filtering off.")));
+	if (PG_ARGISNULL(6))
+		rl_rng_seed(&rng, pg_prng_uint64(&pg_global_prng_state));
+	else
+		rl_rng_seed(&rng, (uint64_t) PG_GETARG_INT64(6));
+
+	lm = rnnlm_get_model(fcinfo, name);
+	m = lm->model;
+	rnnlm_prepare_blas();
+	rnnlm_env_init(&env, CurrentMemoryContext, false);
+
+	if (PG_ARGISNULL(1))
+	{
+		u = "";
+		len = 0;
+	}
+	else
+		u = rnnlm_text_to_utf8(PG_GETARG_TEXT_PP(1), &len);
+	if (rl_tokenize(&env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
+					&ids, &n) != RL_OK)
+		rnnlm_raise(&env, "tokenizing the prompt");
+
+	rl_state_reset(lm->state);
+	rl_state_feed(lm->state, RL_TOKEN_EOD);
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		rl_state_feed(lm->state, ids[i]);
+	}
+
+	initStringInfo(&out);
+	while (produced < max_tokens)
+	{
+		int32_t		tok;
+		const char *t;
+		size_t		tlen;
+
+		CHECK_FOR_INTERRUPTS();
+		tok = rl_sample(lm->state->logits, m->cfg.vocab_size, &so, &rng, lm->sample_work);
+		if (tok == RL_TOKEN_EOD)
+			break;
+		t = rl_vocab_token(m->vocab, tok, &tlen);
+		if (m->cfg.tokenizer == RL_TOK_WORD && produced > 0)
+			appendStringInfoChar(&out, ' ');
+		appendBinaryStringInfo(&out, t, (int) tlen);
+		produced++;
+		rl_state_feed(lm->state, tok);
+	}
+	PG_RETURN_TEXT_P(rnnlm_utf8_to_text(out.data, out.len));
+}

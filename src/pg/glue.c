@@ -1,0 +1,162 @@
+/*
+ * glue.c
+ *		What the core borrows from a backend: a memory-context allocator, a
+ *		tick that runs CHECK_FOR_INTERRUPTS(), per-epoch NOTICEs; and the
+ *		translation of core errors into ERRORs with SQLSTATEs.
+ */
+#include "rnnlm_pg.h"
+
+#include <math.h>
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+/* Allocates from the memory context in ud; NULL on failure. */
+static void *
+pg_alloc(void *ud, size_t size)
+{
+	if (size > MaxAllocHugeSize)
+		return NULL;
+	return MemoryContextAllocExtended((MemoryContext) ud, size,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+/* Frees a chunk from pg_alloc. */
+static void
+pg_dealloc(void *ud, void *ptr)
+{
+	pfree(ptr);
+}
+
+/* Services interrupts: a cancel or timeout unwinds from here. */
+static int
+pg_tick(void *ud)
+{
+	CHECK_FOR_INTERRUPTS();
+	return 1;
+}
+
+/* Reports one finished epoch as a NOTICE. */
+static void
+pg_epoch_done(void *ud, const rl_epoch_stats *st)
+{
+	if (isnan(st->val_loss))
+		ereport(NOTICE,
+				(errmsg("rnnlm: epoch %d/%d: train loss %.4f, %.0f tokens/s",
+						st->epoch, st->epochs, st->train_loss, st->tokens_per_second)));
+	else
+		ereport(NOTICE,
+				(errmsg("rnnlm: epoch %d/%d: train loss %.4f, validation loss %.4f (perplexity %.2f), %.0f tokens/s",
+						st->epoch, st->epochs, st->train_loss, st->val_loss,
+						exp(st->val_loss), st->tokens_per_second)));
+}
+
+/* Sets up env to allocate in cxt; progress enables per-epoch NOTICEs. */
+void
+rnnlm_env_init(rl_env *env, MemoryContext cxt, bool progress)
+{
+	memset(env, 0, sizeof(*env));
+	env->alloc = pg_alloc;
+	env->dealloc = pg_dealloc;
+	env->tick = pg_tick;
+	env->epoch_done = progress ? pg_epoch_done : NULL;
+	env->ud = cxt;
+}
+
+/* Raises the core's error as an ERROR; what says what was being done. */
+void
+rnnlm_raise(rl_env *env, const char *what)
+{
+	int			code;
+
+	switch (env->status)
+	{
+		case RL_ERR_NOMEM:
+			code = ERRCODE_OUT_OF_MEMORY;
+			break;
+		case RL_ERR_FORMAT:
+			code = ERRCODE_DATA_CORRUPTED;
+			break;
+		case RL_ERR_CANCELLED:
+			code = ERRCODE_QUERY_CANCELED;
+			break;
+		case RL_ERR_DATA:
+			code = ERRCODE_DATA_EXCEPTION;
+			break;
+		case RL_ERR_BLAS:
+			code = ERRCODE_SYSTEM_ERROR;
+			break;
+		case RL_ERR_NUMERIC:
+			code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+			break;
+		case RL_ERR_INVALID:
+		default:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+	}
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("rnnlm: %s: %s", what, env->errmsg)));
+	pg_unreachable();
+}
+
+/* Loads OpenBLAS on first use and applies rnnlm.threads. */
+void
+rnnlm_prepare_blas(void)
+{
+	char		err[256];
+
+	if (rl_blas_load(err, sizeof(err)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("rnnlm: %s", err),
+				 errhint("Install OpenBLAS (Debian package libopenblas0).")));
+	rl_blas_set_threads(rnnlm_threads);
+}
+
+/* Validates a model name argument and returns it as a C string. */
+char *
+rnnlm_check_name(Datum d, bool isnull)
+{
+	char	   *name;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name must not be NULL")));
+	name = text_to_cstring(DatumGetTextPP(d));
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty")));
+	if (strlen(name) > RNNLM_MAX_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name is too long"),
+				 errdetail("Model names are at most %d bytes.", RNNLM_MAX_NAME)));
+	return name;
+}
+
+/* The text as UTF-8 bytes (not necessarily NUL-terminated at *len). */
+char *
+rnnlm_text_to_utf8(text *t, size_t *len)
+{
+	int			n = VARSIZE_ANY_EXHDR(t);
+	char	   *s = VARDATA_ANY(t);
+	char	   *u = pg_server_to_any(s, n, PG_UTF8);
+
+	*len = (u == s) ? (size_t) n : strlen(u);
+	return u;
+}
+
+/* A text datum from UTF-8 bytes, converted to the server encoding. */
+text *
+rnnlm_utf8_to_text(const char *s, size_t len)
+{
+	char	   *z = pnstrdup(s, len);
+	char	   *conv = pg_any_to_server(z, (int) len, PG_UTF8);
+
+	return cstring_to_text(conv);
+}
