@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building, testing and the demo need.
+#
+#   test/deps.sh
+#
+# Does nothing (quickly) when they are all present. Otherwise, as root it runs
+# apt-get itself; as another user it uses "sudo -n" when that works, and else
+# prints the apt-get command to run and exits 1.
+set -euo pipefail
+
+packages=(
+  build-essential gcc make perl
+  postgresql-15 postgresql-client-15 postgresql-server-dev-15
+  libopenblas-dev
+  python3-torch python3-numpy
+  fortunes-min
+  libipc-run-perl
+)
+
+# Print those of the named packages that are not installed.
+missing_packages() {
+  local p
+  for p; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || printf '%s\n' "$p"
+  done
+}
+
+# Test::More ships with perl; only ask for the separate package if it is not there.
+perl -MTest::More -e 1 2>/dev/null || packages+=(libtest-simple-perl)
+
+mapfile -t missing < <(missing_packages "${packages[@]}")
+(( ${#missing[@]} )) || exit 0
+
+install=(apt-get install -y --no-install-recommends "${missing[@]}")
+echo "== installing missing packages: ${missing[*]}"
+if (( EUID == 0 )); then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive "${install[@]}"
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  sudo -n apt-get update
+  sudo -n env DEBIAN_FRONTEND=noninteractive "${install[@]}"
+else
+  echo "error: missing packages; as root, run:" >&2
+  echo "  apt-get update && DEBIAN_FRONTEND=noninteractive ${install[*]}" >&2
+  exit 1
+fi
+
+mapfile -t missing < <(missing_packages "${packages[@]}")
+if (( ${#missing[@]} )); then
+  echo "error: still missing after apt-get: ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,25 @@
+# The test setup itself: a cluster started from the relocatable PostgreSQL tree
+# that test/run.sh builds finds the extension installed into that tree.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PostgreSQL::Test::Utils;
+use Test::More;
+use RnnlmTest;
+
+my $node = RnnlmTest::new_node('harness');
+
+is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server answers');
+is( $node->safe_psql(
+		'postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
+	'0.1',
+	'rnnlm 0.1 is installed');
+
+my $sharedir = $node->safe_psql('postgres',
+	q{SELECT setting FROM pg_config WHERE name = 'SHAREDIR'});
+ok(-f "$sharedir/extension/rnnlm.control",
+	"the server's share directory $sharedir holds rnnlm.control");
+
+$node->stop;
+done_testing();
