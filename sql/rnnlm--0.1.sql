@@ -32,6 +32,18 @@ CREATE TABLE rnnlm.model (
 -- the weights are floats that do not compress; store them out of line as they are
 ALTER TABLE rnnlm.model ALTER COLUMN weights SET STORAGE EXTERNAL;
 
+-- Any change to a model row gives it a new version, so every backend's
+-- cached copy is reloaded by its next statement.
+CREATE FUNCTION rnnlm.model_new_version() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    NEW.version := pg_catalog.nextval('rnnlm.model_version_seq'::pg_catalog.regclass);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER model_new_version BEFORE UPDATE ON rnnlm.model
+    FOR EACH ROW EXECUTE FUNCTION rnnlm.model_new_version();
+
 -- pg_dump keeps the models
 SELECT pg_catalog.pg_extension_config_dump('rnnlm.model', '');
 SELECT pg_catalog.pg_extension_config_dump('rnnlm.model_version_seq', '');

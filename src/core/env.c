@@ -48,10 +48,13 @@ rl_status
 rl_error(rl_env *env, rl_status st, const char *fmt,...)
 {
 	va_list		ap;
+	char		buf[RL_ERRMSG_LEN];
 
+	/* through a copy, so the arguments may include env->errmsg itself */
 	va_start(ap, fmt);
-	vsnprintf(env->errmsg, sizeof(env->errmsg), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(env->errmsg, buf, sizeof(buf));
 	env->status = st;
 	return st;
 }

@@ -156,3 +156,13 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 		*correct = ok;
 	return RL_OK;
 }
+
+/* Frees a state. */
+void
+rl_state_free(rl_env *env, rl_state *s)
+{
+	if (s == NULL)
+		return;
+	rl_free(env, s->h);
+	rl_free(env, s);
+}

@@ -8,7 +8,8 @@
  * current version (one index lookup under the statement's snapshot) and
  * reloads when it changed, so a replaced or dropped model is noticed by the
  * next statement in every session; later calls in the same statement reuse
- * what the first found (kept in fn_extra).  A model superseded by a newer
+ * what the first found (kept in fn_extra).  Any UPDATE of a model row bumps
+ * its version (a trigger), so weights changed by hand are noticed too.  A model superseded by a newer
  * version is not freed at once, since another call site of the running
  * statement may still use it: its context is moved under the transaction's
  * and goes away when the transaction ends.
@@ -30,6 +31,8 @@ typedef struct CacheEntry
 typedef struct CallCache
 {
 	char		name[RNNLM_MAX_NAME + 1];
+	TimestampTz stmt_start;		/* statement the lookup was made in */
+	CommandId	cid;			/* and its command counter */
 	RnnlmLoaded loaded;
 } CallCache;
 
@@ -117,7 +120,16 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	bool		found;
 	int64		version;
 
-	if (cc && strcmp(cc->name, name) == 0)
+	/*
+	 * Reuse the lookup of an earlier call in the same statement.  A function
+	 * expression can outlive a statement (PL/pgSQL keeps simple expressions
+	 * for the whole transaction), so the statement's start time and command
+	 * counter must match too: a new statement, or a change made by this
+	 * transaction, looks the model up again.
+	 */
+	if (cc && strcmp(cc->name, name) == 0 &&
+		cc->stmt_start == GetCurrentStatementStartTimestamp() &&
+		cc->cid == GetCurrentCommandId(false))
 		return &cc->loaded;
 
 	rnnlm_prepare_blas();
@@ -151,6 +163,8 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	if (cc == NULL)
 		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
 	strlcpy(cc->name, name, sizeof(cc->name));
+	cc->stmt_start = GetCurrentStatementStartTimestamp();
+	cc->cid = GetCurrentCommandId(false);
 	cc->loaded = e->loaded;
 	fcinfo->flinfo->fn_extra = cc;
 	return &cc->loaded;

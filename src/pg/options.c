@@ -97,8 +97,10 @@ set_option(RnnlmOptions *opts, const OptSpec *spec, JsonbValue *v,
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("rnnlm option \"%s\" must be a number", spec->key)));
-			num = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-													 NumericGetDatum(v->val.numeric)));
+			/* through text: a value beyond float8's range becomes +-inf or 0 */
+			num = strtod(DatumGetCString(DirectFunctionCall1(numeric_out,
+															 NumericGetDatum(v->val.numeric))),
+						 NULL);
 			if (isnan(num) || num < spec->min || num > spec->max ||
 				(spec->min_open && num <= spec->min) ||
 				(spec->kind == OPT_INT && num != floor(num)))

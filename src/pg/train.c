@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -102,6 +103,7 @@ rnnlm_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("training query must not be NULL")));
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	PreventCommandIfReadOnly("rnnlm_train()");
 	rnnlm_parse_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
 	rnnlm_prepare_blas();
 
@@ -185,7 +187,7 @@ rnnlm_train(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("rnnlm model \"%s\" already exists", name),
-				 errdetail("Another session stored a model of this name while this one was training."),
+				 errdetail("Another session stored it while this one was training, or it belongs to a role whose models you cannot see."),
 				 errhint("Pass {\"replace\": true} to replace it.")));
 
 	/* the summary is built after SPI_finish, in the caller's context */

@@ -1,0 +1,128 @@
+--
+-- rnnlm_tokenizers: the word and char tokenizers, seen through
+-- rnnlm_token_logprobs (token, token_id) and the vocabulary size
+--
+-- (the database is UTF8, as pg_regress creates it in a UTF8 cluster)
+SET client_min_messages = warning;
+
+CREATE TABLE tok_docs (id int, body text);
+INSERT INTO tok_docs VALUES
+    (1, 'The Cat sat on the mat.'),
+    (2, 'THE DOG, the cat & the bird!'),
+    (3, 'Éclair café — naïve «déjà vu»'),
+    (4, 'Ελληνικά ΑΒΓ Россия МОСКВА'),
+    (5, '你好，世界。你好吗？'),
+    (6, 'don''t stop: e-mail x@y.z, 3.14 100%');
+
+-- tiny models: these tests are about tokens, not learning
+CREATE FUNCTION tok_train(name text, opts jsonb) RETURNS int LANGUAGE sql AS $$
+    SELECT (rnnlm_train(name, 'SELECT body FROM tok_docs ORDER BY id',
+                        '{"embedding_dim": 8, "hidden_size": 8, "num_layers": 1, "epochs": 1,
+                          "validation_fraction": 0}'::jsonb || opts)->>'vocab_size')::int
+$$;
+
+--
+-- word: split on white space, punctuation removed, lowercased by default
+-- (ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic letters)
+--
+SELECT tok_train('tok_word', '{}') AS vocab_size;
+SELECT d.id, l.position, l.token_id, l.token
+  FROM tok_docs d, rnnlm_token_logprobs('tok_word', d.body) AS l
+ ORDER BY d.id, l.position;
+-- the vocabulary is the distinct words, plus <eod> and <unk>
+SELECT vocab_size = (SELECT count(DISTINCT l.token) + 1
+                       FROM tok_docs d, rnnlm_token_logprobs('tok_word', d.body) AS l) AS vocab_is_distinct_plus_2
+  FROM rnnlm.models WHERE name = 'tok_word';
+-- case and punctuation make no difference when scoring either
+SELECT rnnlm_perplexity('tok_word', 'THE CAT, SAT; ON THE MAT!!!')
+       = rnnlm_perplexity('tok_word', 'the cat sat on the mat') AS same;
+-- unknown words are <unk> (1); empty and punctuation-only texts have no words
+SELECT position, token_id, token FROM rnnlm_token_logprobs('tok_word', 'the zebra, THE YAK');
+SELECT count(*) AS rows FROM rnnlm_token_logprobs('tok_word', '... !!! ---');
+-- every kind of white space separates words: tab, newline, several spaces,
+-- no-break space, em space, ideographic space
+SELECT position, token FROM rnnlm_token_logprobs('tok_word', E'a\tb\nc  d\u00a0e\u2003f\u3000g ');
+-- a word is cut at 1024 bytes, on a character boundary
+SELECT position, length(token) AS chars, octet_length(token) AS bytes
+  FROM rnnlm_token_logprobs('tok_word', repeat('a', 2000) || ' ' || repeat('é', 600));
+
+-- lowercase => false keeps case: The, the and THE are three words
+SELECT tok_train('tok_case', '{"lowercase": false}') AS vocab_size;
+SELECT position, token_id, token FROM rnnlm_token_logprobs('tok_case', 'The the THE cat Cat CAT');
+SELECT options->'lowercase' AS lowercase FROM rnnlm.models WHERE name = 'tok_case';
+
+-- generated words are vocabulary words, joined by single spaces
+SELECT bool_and(l.token_id > 1 OR l.position = r.n) AS all_known,
+       bool_and(g NOT LIKE '%  %' AND g NOT LIKE ' %' AND g NOT LIKE '% ') AS single_spaces
+  FROM generate_series(1, 5) AS seed,
+       LATERAL (SELECT rnnlm_generate('tok_word', 'the', 8, 1.0, 0, 1.0, seed) AS g) AS x,
+       LATERAL (SELECT count(*) AS n FROM rnnlm_token_logprobs('tok_word', g)) AS r,
+       rnnlm_token_logprobs('tok_word', g) AS l;
+SELECT rnnlm_drop('tok_word'), rnnlm_drop('tok_case');
+
+--
+-- max_vocab: the most frequent words of the training documents are kept
+-- (ties in first-seen order); the vocabulary is max_vocab + 2
+--
+CREATE TABLE tok_freq AS
+SELECT body FROM (VALUES ('a b c d e f'), ('a b c d e'), ('a b c d'), ('a b c'), ('a b'), ('a'),
+                         ('rare words only here')) AS v(body);
+SELECT (rnnlm_train('tok_v3', 'SELECT body FROM tok_freq',
+                    '{"max_vocab": 3, "embedding_dim": 8, "hidden_size": 8, "num_layers": 1,
+                      "epochs": 1, "validation_fraction": 0}')->>'vocab_size')::int AS vocab_size;
+SELECT vocab_size, options->'max_vocab' AS max_vocab FROM rnnlm.models WHERE name = 'tok_v3';
+SELECT position, token_id, token FROM rnnlm_token_logprobs('tok_v3', 'a b c d e f rare');
+-- max_vocab larger than the number of distinct words changes nothing
+SELECT (rnnlm_train('tok_v100', 'SELECT body FROM tok_freq',
+                    '{"max_vocab": 100, "embedding_dim": 8, "hidden_size": 8, "num_layers": 1,
+                      "epochs": 1, "validation_fraction": 0}')->>'vocab_size')::int AS vocab_size;
+-- the vocabulary comes from the training documents only: the last document
+-- is held out for validation here, so its words are <unk>
+SELECT (rnnlm_train('tok_val', 'SELECT body FROM tok_freq',
+                    '{"embedding_dim": 8, "hidden_size": 8, "num_layers": 1,
+                      "epochs": 1, "validation_fraction": 0.1}')->>'vocab_size')::int AS vocab_size;
+SELECT position, token_id, token FROM rnnlm_token_logprobs('tok_val', 'a f rare words');
+SELECT rnnlm_drop('tok_v3'), rnnlm_drop('tok_v100'), rnnlm_drop('tok_val');
+
+--
+-- char: one token per code point, white space and punctuation included;
+-- case is kept by default
+--
+SELECT tok_train('tok_char', '{"tokenizer": "char"}') AS vocab_size;
+SELECT vocab_size = (SELECT count(DISTINCT c) + 2
+                       FROM tok_docs, regexp_split_to_table(body, '') AS c) AS vocab_is_distinct_chars_plus_2,
+       options->'lowercase' AS lowercase, options->'max_vocab' AS max_vocab
+  FROM rnnlm.models WHERE name = 'tok_char';
+-- Chinese and accented text: one row per character, then <eod>
+SELECT t, (SELECT count(*) FROM rnnlm_token_logprobs('tok_char', t)) AS rows,
+       length(t) + 1 AS chars_plus_1
+  FROM (VALUES ('你好'), ('café'), ('Россия'), ('a b'), ('')) AS v(t);
+SELECT position, token, token_id > 1 AS known
+  FROM rnnlm_token_logprobs('tok_char', '你好 café');
+-- characters not seen in training are <unk>
+SELECT position, token, token_id FROM rnnlm_token_logprobs('tok_char', 'Ωé☃');
+-- no Unicode normalisation: a decomposed é is two code points
+SELECT count(*) AS rows FROM rnnlm_token_logprobs('tok_char', E'cafe\u0301');
+-- case matters by default
+SELECT count(DISTINCT token_id) AS distinct_ids FROM rnnlm_token_logprobs('tok_char', 'tT');
+-- generated text is characters of the vocabulary, not separated by spaces
+SELECT bool_and(l.token_id > 1 OR l.token = '<eod>') AS all_known,
+       bool_and(length(g) <= 12) AS at_most_12_chars
+  FROM generate_series(1, 5) AS seed,
+       LATERAL (SELECT rnnlm_generate('tok_char', '你', 12, 1.0, 0, 1.0, seed) AS g) AS x,
+       rnnlm_token_logprobs('tok_char', g) AS l;
+
+-- char with lowercase => true folds case; with max_vocab keeps the most
+-- frequent characters
+SELECT tok_train('tok_char_lower', '{"tokenizer": "char", "lowercase": true}')
+       < (SELECT vocab_size FROM rnnlm.models WHERE name = 'tok_char') AS fewer_tokens;
+SELECT position, token FROM rnnlm_token_logprobs('tok_char_lower', 'ÉA éa');
+SELECT tok_train('tok_char_5', '{"tokenizer": "char", "max_vocab": 5}') AS vocab_size;
+-- the five most frequent characters of tok_docs are known, the rest <unk>
+SELECT string_agg(token, '|' ORDER BY token COLLATE "C") AS known
+  FROM (SELECT DISTINCT token FROM tok_docs d, rnnlm_token_logprobs('tok_char_5', d.body)
+         WHERE token_id > 1) AS x;
+SELECT rnnlm_drop(name) FROM rnnlm.models WHERE name LIKE 'tok\_%' ORDER BY name;
+
+DROP FUNCTION tok_train(text, jsonb);
+DROP TABLE tok_docs, tok_freq;

@@ -1,0 +1,104 @@
+# Checks that every cell actually learns: a character model trained on the
+# first 200,000 characters of tinyshakespeare.txt (one document per line,
+# the last 10% of lines held out) must reach a validation loss below 2.35
+# nats per token in three epochs.
+use strict;
+use warnings;
+
+use Digest::MD5 qw(md5_hex);
+use Encode qw(decode encode);
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use RnnlmTest;
+
+my $data_file = RnnlmTest::data_file('tinyshakespeare.txt');
+if (!defined $data_file)
+{
+	plan skip_all =>
+	  'shared data (tinyshakespeare.txt) not found: set RNNLM_DATA_DIR';
+}
+
+my $max_chars = 200_000;
+my $threshold = 2.35;
+
+# Returns the first $n characters of a UTF-8 file, split into lines.
+sub read_lines
+{
+	my ($path, $n) = @_;
+	open(my $fh, '<:raw', $path) or die "cannot read $path: $!";
+	local $/;
+	my $text = decode('UTF-8', scalar <$fh>);
+	close($fh);
+	$text = substr($text, 0, $n);
+	$text =~ s/\r\n/\n/g;
+	my @lines = split /\n/, $text, -1;
+	pop @lines if @lines && $lines[-1] eq '';    # text ended with a newline
+	return @lines;
+}
+
+# Escapes a value for COPY's text format.
+sub copy_escape
+{
+	my ($s) = @_;
+	$s =~ s/\\/\\\\/g;
+	$s =~ s/\t/\\t/g;
+	$s =~ s/\r/\\r/g;
+	$s =~ s/\n/\\n/g;
+	return $s;
+}
+
+my @lines = read_lines($data_file, $max_chars);
+note(scalar(@lines) . " lines loaded from $data_file");
+
+my $node = RnnlmTest::new_node('learning');
+
+# Load client-side: the COPY data follows the command on psql's input.
+my $copy = "SET client_encoding = 'UTF8';\n"
+  . "CREATE TABLE shakes (id int PRIMARY KEY, line text NOT NULL);\n"
+  . "COPY shakes (id, line) FROM STDIN;\n";
+for my $i (0 .. $#lines)
+{
+	$copy .= ($i + 1) . "\t" . copy_escape($lines[$i]) . "\n";
+}
+$copy .= "\\.\n";
+$node->safe_psql('postgres', encode('UTF-8', $copy));
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) || ' ' || md5(string_agg(line, E'\\n' ORDER BY id)) FROM shakes"
+	),
+	scalar(@lines) . ' ' . md5_hex(encode('UTF-8', join("\n", @lines))),
+	'corpus loaded, one row per line');
+
+foreach my $cell ('lstm', 'gru', 'rnn')
+{
+	my $name = "shakes_$cell";
+	my $options = encode_json(
+		{
+			cell => $cell,
+			tokenizer => 'char',
+			num_layers => 1,
+			hidden_size => 128,
+			embedding_dim => 32,
+			batch_size => 32,
+			seq_len => 64,
+			learning_rate => 0.002,
+			epochs => 3,
+			validation_fraction => 0.1,
+			seed => 42
+		});
+	my $out = $node->safe_psql('postgres',
+		"SELECT rnnlm_train('$name', 'SELECT line FROM shakes ORDER BY id', "
+		  . "'$options')");
+	note("$name: $out");
+	my $summary = decode_json($out);
+	my $val_loss = $summary->{val_loss};
+	ok(defined $val_loss && $val_loss < $threshold,
+		sprintf("%s: val_loss %s < %s", $name,
+			defined $val_loss ? sprintf('%.4f', $val_loss) : 'NULL',
+			$threshold));
+}
+
+$node->stop;
+done_testing();
