@@ -26,9 +26,13 @@
 typedef void (*sgemm_fn) (int order, int ta, int tb, int m, int n, int k,
 						  float alpha, const float *a, int lda,
 						  const float *b, int ldb, float beta, float *c, int ldc);
+typedef void (*sgemv_fn) (int order, int ta, int m, int n, float alpha,
+						  const float *a, int lda, const float *x, int incx,
+						  float beta, float *y, int incy);
 typedef void (*set_threads_fn) (int n);
 
 static sgemm_fn blas_sgemm;
+static sgemv_fn blas_sgemv;
 static set_threads_fn blas_set_threads;
 static int	blas_nthreads = 1;
 
@@ -57,6 +61,7 @@ rl_blas_load(char *errbuf, size_t errlen)
 	if (h)
 	{
 		blas_sgemm = (sgemm_fn) dlsym(h, "cblas_sgemm");
+		blas_sgemv = (sgemv_fn) dlsym(h, "cblas_sgemv");
 		blas_set_threads = (set_threads_fn) dlsym(h, "openblas_set_num_threads");
 		if (blas_set_threads)
 			blas_set_threads(blas_nthreads);
@@ -68,9 +73,9 @@ rl_blas_load(char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "could not load OpenBLAS: %s", dlerror());
 		return -1;
 	}
-	if (blas_sgemm == NULL)
+	if (blas_sgemm == NULL || blas_sgemv == NULL)
 	{
-		snprintf(errbuf, errlen, "OpenBLAS library has no cblas_sgemm");
+		snprintf(errbuf, errlen, "OpenBLAS library lacks cblas_sgemm or cblas_sgemv");
 		blas_sgemm = NULL;
 		return -1;
 	}
@@ -121,6 +126,23 @@ rl_sgemm(int transa, int transb, int m, int n, int k,
 		for (i = 0; i < m; i++)
 			for (j = 0; j < n; j++)
 				c[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t) i * ldc + j];
+		return;
+	}
+	/* a single row or column is a matrix-vector product, which sgemm does slowly */
+	if (m == 1)
+	{
+		/* c[1,n] = op(B)^T a: B is [n,k] when transposed, else [k,n] */
+		blas_sgemv(CBLAS_ROW_MAJOR, transb ? CBLAS_NO_TRANS : CBLAS_TRANS,
+				   transb ? n : k, transb ? k : n, alpha, b, ldb,
+				   a, transa ? lda : 1, beta, c, 1);
+		return;
+	}
+	if (n == 1)
+	{
+		/* c[m,1] = op(A) b: A is [k,m] when transposed, else [m,k] */
+		blas_sgemv(CBLAS_ROW_MAJOR, transa ? CBLAS_TRANS : CBLAS_NO_TRANS,
+				   transa ? k : m, transa ? m : k, alpha, a, lda,
+				   b, transb ? 1 : ldb, beta, c, ldc);
 		return;
 	}
 	blas_sgemm(CBLAS_ROW_MAJOR,

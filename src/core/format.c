@@ -69,7 +69,7 @@ rl_model_serialize(rl_env *env, const rl_model *m, uint8_t **out, size_t *len)
 {
 	const rl_config *c = &m->cfg;
 	const rl_vocab *v = m->vocab;
-	size_t		vbytes = (size_t) v->offsets[v->size] + 4 * (size_t) v->size;
+	size_t		vbytes;
 	size_t		total,
 				pbytes;
 	uint8_t    *buf,
@@ -78,6 +78,9 @@ rl_model_serialize(rl_env *env, const rl_model *m, uint8_t **out, size_t *len)
 	size_t		k;
 
 	*out = NULL;
+	if (v == NULL)
+		return rl_error(env, RL_ERR_INVALID, "model has no vocabulary");
+	vbytes = (size_t) v->offsets[v->size] + 4 * (size_t) v->size;
 	if (rl_mul_overflow(m->nparams, 4, &pbytes) ||
 		rl_add_overflow(HEADER_BYTES + 4, vbytes, &total) ||
 		rl_add_overflow(total, pbytes, &total))
@@ -253,6 +256,8 @@ rl_model_deserialize(rl_env *env, const uint8_t *data, size_t len, rl_model **ou
 	st = rl_vocab_create(env, cfg.vocab_size, lengths, strings, &vocab);
 	rl_free(env, lengths);
 	rl_free(env, strings);
+	if (st == RL_ERR_NOMEM)
+		return st;
 	if (st != RL_OK)
 		return rl_error(env, RL_ERR_FORMAT, "invalid vocabulary: %s", env->errmsg);
 

@@ -158,6 +158,8 @@ fold_case(uint32_t c)
 		return c;
 	if (c <= 0xDE && c != 0xD7)
 		return c + 32;
+	if (c == 0x130)				/* capital I with dot above */
+		return 'i';
 	if (c >= 0x100 && c <= 0x137 && (c & 1) == 0)
 		return c + 1;
 	if (c >= 0x139 && c <= 0x148 && (c & 1) == 1)

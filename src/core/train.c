@@ -392,8 +392,11 @@ void
 rl_adam_step(float *params, const float *grads, float *m, float *v,
 			 size_t n, double lr, int64_t t)
 {
+	/* 1 - beta written out: 1.0f - 0.999f is not 0.001 in float */
 	const float b1 = 0.9f,
 				b2 = 0.999f,
+				one_b1 = 0.1f,
+				one_b2 = 0.001f,
 				eps = 1e-8f;
 	float		c1 = (float) (1.0 - pow(0.9, (double) t));
 	float		c2 = (float) (1.0 - pow(0.999, (double) t));
@@ -405,8 +408,8 @@ rl_adam_step(float *params, const float *grads, float *m, float *v,
 	{
 		float		g = grads[i];
 
-		m[i] = b1 * m[i] + (1.0f - b1) * g;
-		v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+		m[i] = b1 * m[i] + one_b1 * g;
+		v[i] = b2 * v[i] + one_b2 * g * g;
 		params[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
 	}
 }
