@@ -129,6 +129,12 @@ rl_sgemm(int transa, int transb, int m, int n, int k,
 		return;
 	}
 	/* a single row or column is a matrix-vector product, which sgemm does slowly */
+	if (m == 1 && transb && !transa && alpha == 1.0f && (beta == 0.0f || beta == 1.0f))
+	{
+		/* the recurrent step of one stream: a row-major matrix times a vector */
+		rl_k_matvec(b, n, k, a, c, beta == 1.0f);
+		return;
+	}
 	if (m == 1)
 	{
 		/* c[1,n] = op(B)^T a: B is [n,k] when transposed, else [k,n] */

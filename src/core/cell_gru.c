@@ -6,8 +6,6 @@
  */
 #include "rnnlm_core.h"
 
-#include <math.h>
-
 /* One forward step. */
 static void
 gru_forward(const float *wh, int H, int B, const float *hprev, const float *cprev,
@@ -27,12 +25,9 @@ gru_forward(const float *wh, int H, int B, const float *hprev, const float *cpre
 		const float *hp = hprev + (size_t) b * H;
 		float	   *rb = rh + (size_t) b * H;
 
+		rl_k_sigmoid(gz, 2 * (size_t) H);
 		for (j = 0; j < H; j++)
-		{
-			gz[j] = rl_sigmoid(gz[j]);
-			gr[j] = rl_sigmoid(gr[j]);
 			rb[j] = gr[j] * hp[j];
-		}
 	}
 	rl_sgemm(0, 1, B, H, H, 1.0f, rh, H, wh + (size_t) 2 * H * H, H, 1.0f, g + 2 * H, GH);
 	for (b = 0; b < B; b++)
@@ -42,11 +37,9 @@ gru_forward(const float *wh, int H, int B, const float *hprev, const float *cpre
 		const float *hp = hprev + (size_t) b * H;
 		float	   *hb = h + (size_t) b * H;
 
+		rl_k_tanh(gc, H);
 		for (j = 0; j < H; j++)
-		{
-			gc[j] = tanhf(gc[j]);
 			hb[j] = (1.0f - gz[j]) * hp[j] + gz[j] * gc[j];
-		}
 	}
 }
 

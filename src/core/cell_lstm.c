@@ -5,7 +5,7 @@
  */
 #include "rnnlm_core.h"
 
-#include <math.h>
+#include <string.h>
 
 /* One forward step. */
 static void
@@ -28,21 +28,17 @@ lstm_forward(const float *wh, int H, int B, const float *hprev, const float *cpr
 		float	   *cb = c + (size_t) b * H;
 		float	   *hb = h + (size_t) b * H;
 
+		rl_k_sigmoid(gi, 2 * (size_t) H);
+		rl_k_tanh(gg, H);
+		rl_k_sigmoid(go, H);
 		for (j = 0; j < H; j++)
 		{
-			float		i = rl_sigmoid(gi[j]);
-			float		f = rl_sigmoid(gf[j]);
-			float		gv = tanhf(gg[j]);
-			float		o = rl_sigmoid(go[j]);
-			float		cv = f * cp[j] + i * gv;
-
-			gi[j] = i;
-			gf[j] = f;
-			gg[j] = gv;
-			go[j] = o;
-			cb[j] = cv;
-			hb[j] = o * tanhf(cv);
+			cb[j] = gf[j] * cp[j] + gi[j] * gg[j];
+			hb[j] = cb[j];
 		}
+		rl_k_tanh(hb, H);
+		for (j = 0; j < H; j++)
+			hb[j] *= go[j];
 	}
 }
 
@@ -59,12 +55,14 @@ lstm_backward(const float *wh, int H, int B, const float *hprev, const float *cp
 	(void) hprev;
 	(void) h;
 	(void) rh;
-	(void) tmp;
+	/* tanh(C_t) of every stream, into tmp */
+	memcpy(tmp, c, (size_t) B * H * sizeof(float));
+	rl_k_tanh(tmp, (size_t) B * H);
 	for (b = 0; b < B; b++)
 	{
 		const float *gi = g + (size_t) b * GH;
 		const float *cp = cprev + (size_t) b * H;
-		const float *cb = c + (size_t) b * H;
+		const float *tcb = tmp + (size_t) b * H;
 		const float *dhb = dh + (size_t) b * H;
 		float	   *dcb = dc + (size_t) b * H;
 		float	   *d = dg + (size_t) b * GH;
@@ -75,7 +73,7 @@ lstm_backward(const float *wh, int H, int B, const float *hprev, const float *cp
 						f = gi[H + j],
 						gv = gi[2 * H + j],
 						o = gi[3 * H + j];
-			float		tc = tanhf(cb[j]);
+			float		tc = tcb[j];
 			float		dct = dhb[j] * o * (1.0f - tc * tc) + dcb[j];
 
 			d[j] = dct * gv * i * (1.0f - i);

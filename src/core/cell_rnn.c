@@ -4,24 +4,19 @@
  */
 #include "rnnlm_core.h"
 
-#include <math.h>
+#include <string.h>
 
 /* One forward step. */
 static void
 rnn_forward(const float *wh, int H, int B, const float *hprev, const float *cprev,
 			float *g, float *h, float *c, float *rh)
 {
-	int			i;
-
 	(void) cprev;
 	(void) c;
 	(void) rh;
 	rl_sgemm(0, 1, B, H, H, 1.0f, hprev, H, wh, H, 1.0f, g, H);
-	for (i = 0; i < B * H; i++)
-	{
-		g[i] = tanhf(g[i]);
-		h[i] = g[i];
-	}
+	rl_k_tanh(g, (size_t) B * H);
+	memcpy(h, g, (size_t) B * H * sizeof(float));
 }
 
 /* One backward step. */

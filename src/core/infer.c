@@ -1,7 +1,14 @@
 /*
  * infer.c
- *		Running a model over one stream, a token at a time: the recurrent
- *		state of a document, its next-token logits, and scoring.
+ *		Running a model over one stream: a token at a time for generation,
+ *		and a document at a time for scoring.
+ *
+ * Scoring knows the whole document in advance, so it runs layer by layer
+ * over chunks of RL_SCORE_CHUNK positions: each layer's input projection
+ * and the output layer are matrix products over the chunk, and only the
+ * recurrent product W_h h_{t-1} is computed step by step.  That step reads
+ * one layer's W_h at a time, which stays in cache, where a token-at-a-time
+ * pass streams every weight of the model for every token.
  */
 #include "rnnlm_core.h"
 
@@ -22,9 +29,13 @@ rl_state_create(rl_env *env, const rl_model *m, rl_state **out)
 	size_t		total;
 	float	   *p;
 
+	size_t		CH = RL_SCORE_CHUNK;
+
 	*out = NULL;
 	/* h, c: L*H each; x: wide; gates: G*H; rh, hnew, cnew: H each; logits: V */
 	total = 2 * L * H + wide + G * H + 3 * H + (size_t) c->vocab_size;
+	/* the chunk: two of CH*wide, CH*G*H, two of CH*H, CH*V, CH ints */
+	total += CH * (2 * wide + G * H + 2 * H + (size_t) c->vocab_size + 1);
 	s = rl_alloc0(env, sizeof(rl_state));
 	if (s == NULL)
 		return env->status;
@@ -46,6 +57,20 @@ rl_state_create(rl_env *env, const rl_model *m, rl_state **out)
 	s->rh = p;
 	p += 3 * H;					/* rh, then new h, new c */
 	s->logits = p;
+	p += c->vocab_size;
+	s->cx = p;
+	p += CH * wide;
+	s->cy = p;
+	p += CH * wide;
+	s->cg = p;
+	p += CH * G * H;
+	s->cc = p;
+	p += CH * H;
+	s->crh = p;
+	p += CH * H;
+	s->clogits = p;
+	p += CH * (size_t) c->vocab_size;
+	s->cin = (int32_t *) p;
 	*out = s;
 	return RL_OK;
 }
@@ -101,54 +126,114 @@ rl_state_feed(rl_state *s, int32_t token)
 double
 rl_log_softmax_at(const float *logits, int32_t n, int32_t target, int *is_top1)
 {
-	float		mx = -INFINITY;
-	int32_t		arg = 0,
-				i;
-	double		sum = 0.0;
+	float		mx = rl_k_max(logits, n);
+	double		sum = rl_k_expsum(logits, n, mx, NULL);
 
-	for (i = 0; i < n; i++)
-		if (logits[i] > mx)
-		{
-			mx = logits[i];
-			arg = i;
-		}
-	for (i = 0; i < n; i++)
-		sum += exp((double) logits[i] - mx);
 	if (is_top1)
-		*is_top1 = (arg == target);
+		*is_top1 = (logits[target] >= mx);
 	return (double) logits[target] - mx - log(sum);
 }
 
-/* Scores a document (ids, then end of document) from the document-start state. */
+/*
+ * Runs layer l over T positions of the chunk: s->cx holds the input, s->cy
+ * receives h_t; the layer's state in s->h, s->c is carried in and out.
+ */
+static void
+chunk_layer(rl_state *s, int l, int T)
+{
+	const rl_model *m = s->m;
+	const rl_cell_ops *ops = rl_cell_ops_for(m->cfg.cell);
+	const rl_layer_params *lp = &m->layers[l];
+	int			H = m->cfg.hidden_size;
+	int			GH = ops->ngates * H;
+	float	   *h = s->h + (size_t) l * H;
+	float	   *c = s->c + (size_t) l * H;
+	int			t;
+
+	for (t = 0; t < T; t++)
+		memcpy(s->cg + (size_t) t * GH, lp->b, GH * sizeof(float));
+	rl_sgemm(0, 1, T, GH, lp->in_dim, 1.0f, s->cx, lp->in_dim, lp->wx, lp->in_dim,
+			 1.0f, s->cg, GH);
+	for (t = 0; t < T; t++)
+	{
+		const float *hprev = t ? s->cy + (size_t) (t - 1) * H : h;
+		const float *cprev = t ? s->cc + (size_t) (t - 1) * H : c;
+
+		ops->forward(lp->wh, H, 1, hprev, cprev, s->cg + (size_t) t * GH,
+					 s->cy + (size_t) t * H, s->cc + (size_t) t * H,
+					 s->crh + (size_t) t * H);
+	}
+	memcpy(h, s->cy + (size_t) (T - 1) * H, H * sizeof(float));
+	if (m->cfg.cell == RL_CELL_LSTM)
+		memcpy(c, s->cc + (size_t) (T - 1) * H, H * sizeof(float));
+}
+
+/*
+ * Scores a document (ids, then end of document) from the document-start
+ * state.  Returns the summed negative log-likelihood (nats) and how many of
+ * the n + 1 predictions had the target as their top-1 token; the
+ * log-probability of each prediction goes to token_logprobs unless NULL.
+ */
 rl_status
 rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 		 double *nll, size_t *correct, double *token_logprobs)
 {
-	int32_t		V = s->m->cfg.vocab_size;
+	const rl_model *m = s->m;
+	const rl_config *c = &m->cfg;
+	int32_t		V = c->vocab_size;
+	int			E = c->embedding_dim,
+				H = c->hidden_size;
 	double		total = 0.0;
 	size_t		ok = 0,
-				i;
+				pos;
 
 	rl_state_reset(s);
-	rl_state_feed(s, RL_TOKEN_EOD);
-	for (i = 0; i <= n; i++)
+	/* position p has input ids[p-1] (EOD at 0) and target ids[p] (EOD at n) */
+	for (pos = 0; pos <= n; pos += RL_SCORE_CHUNK)
 	{
-		int32_t		target = i < n ? ids[i] : RL_TOKEN_EOD;
-		int			top1;
-		double		lp;
+		int			T = (int) ((n + 1 - pos) < RL_SCORE_CHUNK ? n + 1 - pos : RL_SCORE_CHUNK);
+		int			t,
+					l;
 
-		if (target < 0 || target >= V)
-			target = RL_TOKEN_UNK;
-		lp = rl_log_softmax_at(s->logits, V, target, &top1);
-		total -= lp;
-		ok += top1;
-		if (token_logprobs)
-			token_logprobs[i] = lp;
-		if (i < n)
+		if (!rl_tick(env))
+			return env->status;
+		for (t = 0; t < T; t++)
 		{
-			if ((i & 63) == 63 && !rl_tick(env))
-				return env->status;
-			rl_state_feed(s, target);
+			size_t		p = pos + t;
+			int32_t		in = p == 0 ? RL_TOKEN_EOD : ids[p - 1];
+
+			if (in < 0 || in >= V)
+				in = RL_TOKEN_UNK;
+			s->cin[t] = in;
+			memcpy(s->cx + (size_t) t * E, m->emb + (size_t) in * E, E * sizeof(float));
+		}
+		for (l = 0; l < c->num_layers; l++)
+		{
+			float	   *swap;
+
+			chunk_layer(s, l, T);
+			swap = s->cx;
+			s->cx = s->cy;
+			s->cy = swap;
+		}
+		/* s->cx now holds the top layer's h for each position */
+		for (t = 0; t < T; t++)
+			memcpy(s->clogits + (size_t) t * V, m->by, V * sizeof(float));
+		rl_sgemm(0, 1, T, V, H, 1.0f, s->cx, H, m->why, H, 1.0f, s->clogits, V);
+		for (t = 0; t < T; t++)
+		{
+			size_t		p = pos + t;
+			int32_t		target = p < n ? ids[p] : RL_TOKEN_EOD;
+			int			top1;
+			double		lp;
+
+			if (target < 0 || target >= V)
+				target = RL_TOKEN_UNK;
+			lp = rl_log_softmax_at(s->clogits + (size_t) t * V, V, target, &top1);
+			total -= lp;
+			ok += top1;
+			if (token_logprobs)
+				token_logprobs[p] = lp;
 		}
 	}
 	*nll = total;

@@ -82,6 +82,16 @@ extern void rl_sgemm(int transa, int transb, int m, int n, int k,
 					 const float *b, int ldb,
 					 float beta, float *c, int ldc);
 
+/* kernels.c: elementwise and one-row kernels, AVX2+FMA chosen at run time */
+extern int	rl_kernels_simd(void);
+extern void rl_kernels_set_simd(int on);
+extern void rl_k_sigmoid(float *x, size_t n);
+extern void rl_k_tanh(float *x, size_t n);
+extern float rl_k_max(const float *x, size_t n);
+extern double rl_k_expsum(const float *x, size_t n, float shift, float *out);
+extern void rl_k_matvec(const float *a, int n, int k, const float *x, float *y,
+						int accumulate);
+
 /* ---------- configuration and parameters ---------- */
 
 typedef enum rl_cell_kind
@@ -226,7 +236,17 @@ typedef struct rl_state
 	float	   *gates;			/* [G*H] */
 	float	   *rh;				/* [H] */
 	float	   *logits;			/* [V] after rl_state_feed */
+	/* scoring a document a chunk of RL_SCORE_CHUNK positions at a time */
+	float	   *cx,
+			   *cy;				/* [CHUNK, max(E, H)] layer input, output */
+	float	   *cg;				/* [CHUNK, G*H] */
+	float	   *cc,
+			   *crh;			/* [CHUNK, H] LSTM C, GRU r*h */
+	float	   *clogits;		/* [CHUNK, V] */
+	int32_t    *cin;			/* [CHUNK] input tokens */
 } rl_state;
+
+#define RL_SCORE_CHUNK 64
 
 extern rl_status rl_state_create(rl_env *env, const rl_model *m, rl_state **out);
 extern void rl_state_reset(rl_state *s);
@@ -287,6 +307,9 @@ extern rl_status rl_trainer_loss_grad(rl_trainer *tr, const int32_t *inputs,
 									  double *loss);
 extern rl_status rl_trainer_loss(rl_trainer *tr, const int32_t *inputs,
 								 const int32_t *targets, int32_t T, double *loss);
+extern rl_status rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs,
+										 const int32_t *targets, int32_t T, int32_t B,
+										 double *row_nll, size_t *correct);
 extern float *rl_trainer_grads(rl_trainer *tr);
 extern void rl_trainer_set_training(rl_trainer *tr, int training);
 extern double rl_clip_grads(float *grads, size_t n, double clip_norm);

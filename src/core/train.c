@@ -208,10 +208,13 @@ mask_grad(rl_trainer *tr, float *d, const float *mask, size_t n)
 		d[i] *= mask[i];
 }
 
-/* Forward pass, loss and (if want_grad) backward pass over T steps. */
+/*
+ * Forward pass, loss and (if want_grad) backward pass over T steps.  The
+ * negative log-likelihood of each row is also written to row_nll unless NULL.
+ */
 static rl_status
 run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
-		  int32_t T, int want_grad, double *loss, size_t *correct)
+		  int32_t T, int want_grad, double *loss, size_t *correct, double *row_nll)
 {
 	rl_env	   *env = tr->env;
 	const rl_model *m = tr->m;
@@ -256,43 +259,31 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 	for (r = 0; r < N; r++)
 	{
 		float	   *z = tr->logits + (size_t) r * V;
-		float		mx = -INFINITY;
-		int			arg = 0,
-					j;
-		double		sum = 0.0;
-		double		zt;
+		float		mx;
+		double		sum,
+					zt,
+					nll;
+		int			j;
 
 		for (j = 0; j < V; j++)
-		{
 			z[j] += m->by[j];
-			if (z[j] > mx)
-			{
-				mx = z[j];
-				arg = j;
-			}
-		}
-		if (arg == targets[r])
+		mx = rl_k_max(z, V);
+		if (z[targets[r]] >= mx)
 			ncorrect++;
 		zt = (double) z[targets[r]] - mx;
-		for (j = 0; j < V; j++)
-		{
-			float		e = expf(z[j] - mx);
-
-			sum += e;
-			if (want_grad)
-				z[j] = e;
-		}
+		sum = rl_k_expsum(z, V, mx, want_grad ? z : NULL);
+		nll = log(sum) - zt;
+		total += nll;
+		if (row_nll)
+			row_nll[r] = nll;
 		if (want_grad)
 		{
 			float		inv = (float) (1.0 / sum) * scale;
 
-			total += log(sum) - zt;
 			for (j = 0; j < V; j++)
 				z[j] *= inv;
 			z[targets[r]] -= scale;
 		}
-		else
-			total += log(sum) - zt;
 	}
 	*loss = total / N;
 	if (correct)
@@ -355,7 +346,7 @@ rl_trainer_loss_grad(rl_trainer *tr, const int32_t *inputs, const int32_t *targe
 					 int32_t T, double *loss)
 {
 	memset(tr->grads, 0, tr->m->nparams * sizeof(float));
-	return run_batch(tr, inputs, targets, T, 1, loss, NULL);
+	return run_batch(tr, inputs, targets, T, 1, loss, NULL, NULL);
 }
 
 /* Loss only, over T steps. */
@@ -363,7 +354,27 @@ rl_status
 rl_trainer_loss(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 				int32_t T, double *loss)
 {
-	return run_batch(tr, inputs, targets, T, 0, loss, NULL);
+	return run_batch(tr, inputs, targets, T, 0, loss, NULL, NULL);
+}
+
+/* Forward over T steps of the first B streams, without dropout; NLL per row. */
+rl_status
+rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
+						int32_t T, int32_t B, double *row_nll, size_t *correct)
+{
+	int32_t		saved_B = tr->cur_B;
+	int			saved_training = tr->training;
+	double		loss;
+	rl_status	st;
+
+	if (B < 1 || B > tr->B)
+		return rl_error(tr->env, RL_ERR_INVALID, "%d streams exceed the trainer's %d", B, tr->B);
+	tr->cur_B = B;
+	tr->training = 0;
+	st = run_batch(tr, inputs, targets, T, 0, &loss, correct, row_nll);
+	tr->cur_B = saved_B;
+	tr->training = saved_training;
+	return st;
 }
 
 /* Scales grads to a global L2 norm of at most clip_norm (0 = off); returns the norm. */
@@ -467,7 +478,7 @@ eval_with(rl_trainer *tr, const int32_t *ids, size_t n, double *loss, size_t *co
 		double		l;
 
 		fill_chunk(tr, ids, per_stream, pos, T);
-		st = run_batch(tr, tr->inputs, tr->targets, T, 0, &l, NULL);
+		st = run_batch(tr, tr->inputs, tr->targets, T, 0, &l, NULL, NULL);
 		if (st != RL_OK)
 			break;
 		total += l * T * tr->cur_B;

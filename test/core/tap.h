@@ -54,6 +54,7 @@ extern void test_sampling(void);
 extern void test_tokenizers(void);
 extern void test_format(void);
 extern void test_training(void);
+extern void test_kernels(void);
 
 #define TEST_GRADIENTS_POINTS	60
 #define TEST_INFER_POINTS		15
@@ -61,5 +62,6 @@ extern void test_training(void);
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		68
 #define TEST_TRAINING_POINTS	25
+#define TEST_KERNELS_POINTS		6
 
 #endif							/* RNNLM_TEST_TAP_H */

@@ -21,6 +21,7 @@ typedef struct test_group
 } test_group;
 
 static const test_group groups[] = {
+	{"kernels", test_kernels, TEST_KERNELS_POINTS},
 	{"gradients", test_gradients, TEST_GRADIENTS_POINTS},
 	{"inference", test_infer, TEST_INFER_POINTS},
 	{"sampling", test_sampling, TEST_SAMPLING_POINTS},

@@ -175,10 +175,10 @@ check_log_softmax(void)
 		}
 		mass_err = fmax(mass_err, fabs(mass - 1.0));
 	}
-	tap_ok(worst < 1e-12 && top_bad == 0,
-		   "rl_log_softmax_at matches a float64 computation (max err %.2e) and flags the argmax",
+	tap_ok(worst < 1e-6 && top_bad == 0,
+		   "rl_log_softmax_at matches a float64 computation to float precision (max err %.2e) and flags the argmax",
 		   worst);
-	tap_ok(mass_err < 1e-12, "the probabilities sum to 1 (max err %.2e)", mass_err);
+	tap_ok(mass_err < 1e-6, "the probabilities sum to 1 (max err %.2e)", mass_err);
 
 	/* logits far apart: no overflow, no NaN */
 	a = rl_log_softmax_at(ext, 3, 0, &top_a);
@@ -217,24 +217,29 @@ check_feed(rl_env *env, rl_model *m, const char *name)
 	rl_state_free(env, s);
 }
 
-/* rl_score against rl_state_feed and rl_log_softmax_at by hand. */
+/*
+ * rl_score against rl_state_feed and rl_log_softmax_at by hand, over a
+ * document long enough to cross several scoring chunks.
+ */
 static void
 check_score(rl_env *env, rl_model *m, const char *name)
 {
-	static const int32_t ids[] = {3, 3, 8, 1, 2, 7, 0, 5};
+	int32_t		ids[3 * RL_SCORE_CHUNK + 5];
 	size_t		n = sizeof(ids) / sizeof(ids[0]);
 	rl_state   *s;
-	double		lps[16],
+	double		lps[3 * RL_SCORE_CHUNK + 6],
 				nll = NAN,
 				nll2 = NAN,
 				hand = 0.0,
-				hand_lp[16];
+				hand_lp[3 * RL_SCORE_CHUNK + 6];
 	size_t		correct = 99,
 				correct2 = 99,
 				hand_correct = 0,
 				i;
 	int			same = 1;
 
+	for (i = 0; i < n; i++)
+		ids[i] = (int32_t) ((i * 7 + 3) % m->cfg.vocab_size);
 	if (rl_state_create(env, m, &s) != RL_OK)
 		tap_bail("rl_state_create: %s", env->errmsg);
 	/* leave some state behind first: rl_score must start from the reset state */
@@ -256,12 +261,13 @@ check_score(rl_env *env, rl_model *m, const char *name)
 		if (i < n)
 			rl_state_feed(s, target);
 	}
+	/* chunked matrix products sum in another order than one step at a time */
 	for (i = 0; i <= n; i++)
-		if (lps[i] != hand_lp[i])
+		if (fabs(lps[i] - hand_lp[i]) > 1e-5)
 			same = 0;
 	if (rl_score(env, s, ids, n, &nll2, &correct2, NULL) != RL_OK)
 		tap_bail("rl_score: %s", env->errmsg);
-	tap_ok(same && fabs(nll - hand) < 1e-12 && correct == hand_correct &&
+	tap_ok(same && fabs(nll - hand) < 1e-5 * (n + 1) && correct == hand_correct &&
 		   nll2 == nll && correct2 == correct && nll > 0,
 		   "%s: rl_score gives the sum of -log p of feeding by hand (%.6f vs %.6f, top-1 %zu vs %zu)",
 		   name, nll, hand, correct, hand_correct);

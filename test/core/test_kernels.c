@@ -1,0 +1,122 @@
+/*
+ * test_kernels.c
+ *		The vector kernels against float64 references, in both the portable
+ *		and the AVX2+FMA versions (the latter only where the processor has
+ *		it), over every length up to a few vectors and extreme arguments.
+ */
+#include "tap.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXN 80
+
+/* Fills x with values spread over [-a, a] plus a few extremes. */
+static void
+fill(float *x, int n, double a, rl_rng *rng)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		x[i] = (float) ((2.0 * rl_rng_uniform(rng) - 1.0) * a);
+	if (n > 3)
+	{
+		x[0] = 0.0f;
+		x[1] = 1e-6f;
+		x[2] = (float) -a * 5;
+		x[3] = 0.625f;
+	}
+}
+
+/* Worst errors of one kernel mode; returns the count of bad cases. */
+static int
+check_mode(const char *mode)
+{
+	float		x[MAXN],
+				y[MAXN],
+				e[MAXN],
+				a[13 * MAXN],
+				v[MAXN],
+				out[13];
+	double		sig = 0,
+				th = 0,
+				es = 0,
+				mv = 0;
+	int			bad = 0,
+				n,
+				i,
+				j,
+				rows;
+	rl_rng		rng;
+
+	rl_rng_seed(&rng, 11);
+	for (n = 1; n <= MAXN; n++)
+	{
+		double		want_sum = 0;
+		float		mx;
+
+		fill(x, n, 20.0, &rng);
+		memcpy(y, x, sizeof(float) * n);
+		rl_k_sigmoid(y, n);
+		for (i = 0; i < n; i++)
+			sig = fmax(sig, fabs(y[i] - 1.0 / (1.0 + exp(-(double) x[i]))));
+		memcpy(y, x, sizeof(float) * n);
+		rl_k_tanh(y, n);
+		for (i = 0; i < n; i++)
+			th = fmax(th, fabs(y[i] - tanh((double) x[i])));
+
+		mx = rl_k_max(x, n);
+		for (i = 0; i < n; i++)
+			if (x[i] > mx)
+				bad++;
+		for (i = 0; i < n; i++)
+			want_sum += exp((double) x[i] - mx);
+		es = fmax(es, fabs(rl_k_expsum(x, n, mx, e) / want_sum - 1.0));
+		for (i = 0; i < n; i++)
+			es = fmax(es, fabs(e[i] - exp((double) x[i] - mx)) / fmax(exp((double) x[i] - mx), 1e-30));
+
+		for (rows = 1; rows <= 13; rows += 4)
+		{
+			fill(a, rows * n, 1.0, &rng);
+			fill(v, n, 1.0, &rng);
+			for (i = 0; i < rows; i++)
+				out[i] = 1.0f;
+			rl_k_matvec(a, rows, n, v, out, 1);
+			for (i = 0; i < rows; i++)
+			{
+				double		s = 1.0;
+
+				for (j = 0; j < n; j++)
+					s += (double) a[i * n + j] * v[j];
+				mv = fmax(mv, fabs(out[i] - s) / fmax(1.0, fabs(s)));
+			}
+		}
+	}
+	tap_ok(sig < 2e-7 && th < 4e-7,
+		   "%s sigmoid and tanh are within float precision of float64 (%.2e, %.2e)", mode, sig, th);
+	tap_ok(es < 5e-6 && bad == 0,
+		   "%s max is exact and exp terms and sums are within 5e-6 relative (%.2e)", mode, es);
+	tap_ok(mv < 1e-5, "%s matrix-vector products match float64 (%.2e)", mode, mv);
+	return bad;
+}
+
+/* Both modes of every kernel. */
+void
+test_kernels(void)
+{
+	int			simd = rl_kernels_simd();
+
+	tap_diag("vector kernels in use: %s", simd ? "AVX2+FMA" : "portable");
+	rl_kernels_set_simd(0);
+	check_mode("portable:");
+	rl_kernels_set_simd(1);
+	if (rl_kernels_simd())
+		check_mode("AVX2+FMA:");
+	else
+	{
+		tap_ok(1, "# SKIP no AVX2+FMA on this processor");
+		tap_ok(1, "# SKIP no AVX2+FMA on this processor");
+		tap_ok(1, "# SKIP no AVX2+FMA on this processor");
+	}
+}
