@@ -90,9 +90,16 @@ COMMENT ON FUNCTION rnnlm_generate(text, text, integer, double precision, intege
 CREATE FUNCTION rnnlm_perplexity(model_name text, input text)
 RETURNS double precision
 AS 'MODULE_PATHNAME', 'rnnlm_perplexity'
-LANGUAGE C STRICT STABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10000;
 COMMENT ON FUNCTION rnnlm_perplexity(text, text) IS
     'perplexity of a text under a model (higher = more surprising)';
+
+CREATE FUNCTION rnnlm_perplexity(model_name text, inputs text[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'rnnlm_perplexity_array'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 100000;
+COMMENT ON FUNCTION rnnlm_perplexity(text, text[]) IS
+    'perplexities of many texts, in order (NULL for NULL), scored as one batch';
 
 CREATE FUNCTION rnnlm_token_logprobs(model_name text, input text,
                                      OUT "position" integer, OUT token_id integer,

@@ -174,6 +174,28 @@ SELECT abs((rnnlm_evaluate('basic_lstm', $$SELECT 'a dog ran in the park'$$)->>'
            - rnnlm_perplexity('basic_lstm', 'a dog ran in the park')) < 1e-4 AS same_as_perplexity;
 
 --
+-- rnnlm_perplexity over an array: batched, same order, NULL for NULL
+--
+SELECT array_length(p, 1) AS n,
+       p[2] IS NULL AS null_for_null,
+       abs(p[1] - rnnlm_perplexity('basic_lstm', 'the cat sat on the mat')) < 1e-6 * p[1] AS first,
+       abs(p[3] - rnnlm_perplexity('basic_lstm', '')) < 1e-6 * p[3] AS empty,
+       abs(p[4] - rnnlm_perplexity('basic_lstm', 'zebra zebra')) < 1e-6 * p[4] AS unknown_words
+  FROM (SELECT rnnlm_perplexity('basic_lstm',
+                 ARRAY['the cat sat on the mat', NULL, '', 'zebra zebra']) AS p) s;
+-- a whole table in one call agrees with one call per row
+SELECT bool_and(abs(a.p - rnnlm_perplexity('basic_lstm', d.body)) < 1e-6 * a.p) AS all_rows_agree,
+       count(*) AS rows
+  FROM (SELECT unnest(rnnlm_perplexity('basic_lstm', array_agg(body ORDER BY id))) AS p,
+               generate_series(1, count(*)::int) AS i
+          FROM basic_docs) a
+  JOIN basic_docs d ON d.id = a.i;
+SELECT rnnlm_perplexity('basic_lstm', '{}'::text[]) AS empty_array,
+       rnnlm_perplexity('basic_lstm', NULL::text[]) AS null_array;
+SELECT rnnlm_perplexity('basic_lstm', ARRAY[['a', 'b'], ['c', 'd']]);
+SELECT rnnlm_perplexity('no_such_model', ARRAY['a']);
+
+--
 -- rnnlm_drop
 --
 SELECT rnnlm_drop('basic_lstm');

@@ -13,6 +13,7 @@
 #include "rnnlm_core.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Allocates the state for one stream of model m, reset to document start. */
@@ -240,6 +241,131 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 	if (correct)
 		*correct = ok;
 	return RL_OK;
+}
+
+typedef struct doc_len
+{
+	size_t		len;
+	size_t		index;
+} doc_len;
+
+/* Orders documents by length, longest first, then by position. */
+static int
+doc_len_cmp(const void *a, const void *b)
+{
+	const doc_len *x = a,
+			   *y = b;
+
+	if (x->len != y->len)
+		return x->len > y->len ? -1 : 1;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * Scores many documents as parallel streams of one batch: documents of
+ * similar length are grouped, each group runs as B streams through the
+ * batched forward pass, positions past a document's end are padding whose
+ * predictions are ignored.  Each document starts from the zero state, as in
+ * rl_score.
+ */
+rl_status
+rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
+			  const size_t *lens, size_t ndocs, double *nll, size_t *correct)
+{
+	const int32_t B = 32;
+	int32_t		V = m->cfg.vocab_size;
+	int32_t		S;
+	rl_trainer *tr = NULL;
+	doc_len    *order = NULL;
+	double	   *row_nll = NULL;
+	unsigned char *row_top1 = NULL;
+	int32_t    *inputs = NULL,
+			   *targets = NULL;
+	rl_status	st = RL_OK;
+	size_t		g,
+				i;
+
+	if (ndocs == 0)
+		return RL_OK;
+	/* keep the logits of one chunk near 16 MB */
+	S = (int32_t) ((4u << 20) / ((size_t) V * B));
+	S = S < 8 ? 8 : (S > RL_SCORE_CHUNK ? RL_SCORE_CHUNK : S);
+	order = rl_alloc_array(env, ndocs, sizeof(doc_len));
+	row_nll = rl_alloc_array(env, (size_t) B * S, sizeof(double));
+	row_top1 = rl_alloc_array(env, (size_t) B * S, 1);
+	inputs = rl_alloc_array(env, (size_t) B * S, sizeof(int32_t));
+	targets = rl_alloc_array(env, (size_t) B * S, sizeof(int32_t));
+	if (!order || !row_nll || !row_top1 || !inputs || !targets)
+	{
+		st = env->status;
+		goto done;
+	}
+	st = rl_trainer_create(env, m, B, S, 0.0, 0, &tr);
+	if (st != RL_OK)
+		goto done;
+	for (i = 0; i < ndocs; i++)
+	{
+		order[i].len = lens[i];
+		order[i].index = i;
+		nll[i] = 0.0;
+		if (correct)
+			correct[i] = 0;
+	}
+	qsort(order, ndocs, sizeof(doc_len), doc_len_cmp);
+
+	for (g = 0; g < ndocs; g += B)
+	{
+		int32_t		nb = (int32_t) (ndocs - g < (size_t) B ? ndocs - g : (size_t) B);
+		size_t		positions = order[g].len + 1;	/* the longest of the group */
+		size_t		pos;
+
+		rl_trainer_reset_state(tr);
+		for (pos = 0; pos < positions; pos += S)
+		{
+			int32_t		T = (int32_t) (positions - pos < (size_t) S ? positions - pos : (size_t) S);
+			int32_t		t,
+						b;
+
+			for (t = 0; t < T; t++)
+				for (b = 0; b < nb; b++)
+				{
+					const doc_len *d = &order[g + b];
+					const int32_t *ids = docs[d->index];
+					size_t		p = pos + t;
+					int32_t		in = RL_TOKEN_EOD,
+								out = RL_TOKEN_EOD;
+
+					if (p >= 1 && p <= d->len)
+						in = ids[p - 1];
+					if (p < d->len)
+						out = ids[p];
+					inputs[t * nb + b] = (in >= 0 && in < V) ? in : RL_TOKEN_UNK;
+					targets[t * nb + b] = (out >= 0 && out < V) ? out : RL_TOKEN_UNK;
+				}
+			st = rl_trainer_forward_rows(tr, inputs, targets, T, nb, row_nll, row_top1);
+			if (st != RL_OK)
+				goto done;
+			for (t = 0; t < T; t++)
+				for (b = 0; b < nb; b++)
+				{
+					const doc_len *d = &order[g + b];
+
+					if (pos + t > d->len)
+						continue;
+					nll[d->index] += row_nll[t * nb + b];
+					if (correct)
+						correct[d->index] += row_top1[t * nb + b];
+				}
+		}
+	}
+done:
+	rl_trainer_free(tr);
+	rl_free(env, order);
+	rl_free(env, row_nll);
+	rl_free(env, row_top1);
+	rl_free(env, inputs);
+	rl_free(env, targets);
+	return st;
 }
 
 /* Frees a state. */

@@ -261,6 +261,15 @@ extern void rl_state_free(rl_env *env, rl_state *s);
 extern rl_status rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 						  double *nll, size_t *correct, double *token_logprobs);
 
+/*
+ * Scores ndocs documents at once, batched across documents (similar lengths
+ * together): nll[d] and correct[d] as rl_score gives them for docs[d] of
+ * lens[d] tokens.  correct may be NULL.
+ */
+extern rl_status rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
+							   const size_t *lens, size_t ndocs, double *nll,
+							   size_t *correct);
+
 /* ---------- training (train.c) ---------- */
 
 typedef struct rl_train_opts
@@ -309,7 +318,7 @@ extern rl_status rl_trainer_loss(rl_trainer *tr, const int32_t *inputs,
 								 const int32_t *targets, int32_t T, double *loss);
 extern rl_status rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs,
 										 const int32_t *targets, int32_t T, int32_t B,
-										 double *row_nll, size_t *correct);
+										 double *row_nll, unsigned char *row_top1);
 extern float *rl_trainer_grads(rl_trainer *tr);
 extern void rl_trainer_set_training(rl_trainer *tr, int training);
 extern double rl_clip_grads(float *grads, size_t n, double clip_norm);

@@ -72,8 +72,6 @@ rl_trainer_create(rl_env *env, rl_model *m, int32_t batch, int32_t seq_len,
 	size_t		H = (size_t) c->hidden_size;
 	size_t		G = (size_t) rl_cell_gates(c->cell);
 	size_t		V = (size_t) c->vocab_size;
-	size_t		wide = (size_t) (c->embedding_dim > c->hidden_size ?
-								 c->embedding_dim : c->hidden_size);
 	size_t		rows;
 	int			l;
 
@@ -113,22 +111,44 @@ rl_trainer_create(rl_env *env, rl_model *m, int32_t batch, int32_t seq_len,
 	if (!(tr->top = tr_floats(tr, rows * H)) ||
 		(dropout > 0 && !(tr->top_mask = tr_floats(tr, rows * H))) ||
 		!(tr->logits = tr_floats(tr, rows * V)) ||
-		!(tr->dA = tr_floats(tr, rows * wide)) ||
-		!(tr->dB = tr_floats(tr, rows * wide)) ||
-		!(tr->dG = tr_floats(tr, rows * G * H)) ||
-		!(tr->dh_next = tr_floats(tr, (size_t) batch * H)) ||
-		!(tr->dc = tr_floats(tr, (size_t) batch * H)) ||
-		!(tr->tmp = tr_floats(tr, (size_t) batch * H)) ||
-		!(tr->grads = tr_floats(tr, m->nparams)) ||
 		!(tr->inputs = (int32_t *) tr_floats(tr, rows)) ||
 		!(tr->targets = (int32_t *) tr_floats(tr, rows)))
 		goto fail;
-	rl_param_views(c, tr->grads, &tr->g_emb, tr->g_layers, &tr->g_why, &tr->g_by);
 	*out = tr;
 	return RL_OK;
 fail:
 	rl_trainer_free(tr);
 	return env->status;
+}
+
+/*
+ * Allocates what only the backward pass needs (gradients and their scratch)
+ * on first use, so a trainer used for scoring never holds them.
+ */
+static int
+ensure_backward(rl_trainer *tr)
+{
+	const rl_config *c = &tr->m->cfg;
+	size_t		rows = (size_t) tr->B * tr->S;
+	size_t		H = (size_t) c->hidden_size;
+	size_t		G = (size_t) rl_cell_gates(c->cell);
+	size_t		wide = (size_t) (c->embedding_dim > c->hidden_size ?
+								 c->embedding_dim : c->hidden_size);
+
+	if (tr->grads)
+		return 1;
+	if (!(tr->dA = tr_floats(tr, rows * wide)) ||
+		!(tr->dB = tr_floats(tr, rows * wide)) ||
+		!(tr->dG = tr_floats(tr, rows * G * H)) ||
+		!(tr->dh_next = tr_floats(tr, (size_t) tr->B * H)) ||
+		!(tr->dc = tr_floats(tr, (size_t) tr->B * H)) ||
+		!(tr->tmp = tr_floats(tr, (size_t) tr->B * H)))
+		return 0;
+	tr->grads = tr_floats(tr, tr->m->nparams);
+	if (tr->grads == NULL)
+		return 0;
+	rl_param_views(c, tr->grads, &tr->g_emb, tr->g_layers, &tr->g_why, &tr->g_by);
+	return 1;
 }
 
 /* Frees a trainer. */
@@ -170,7 +190,7 @@ rl_trainer_set_training(rl_trainer *tr, int training)
 float *
 rl_trainer_grads(rl_trainer *tr)
 {
-	return tr->grads;
+	return ensure_backward(tr) ? tr->grads : NULL;
 }
 
 /* Copies src to dst, applying inverted dropout when training. */
@@ -210,11 +230,13 @@ mask_grad(rl_trainer *tr, float *d, const float *mask, size_t n)
 
 /*
  * Forward pass, loss and (if want_grad) backward pass over T steps.  The
- * negative log-likelihood of each row is also written to row_nll unless NULL.
+ * negative log-likelihood of each row is also written to row_nll, and
+ * whether its target was the top-1 token to row_top1, unless NULL.
  */
 static rl_status
 run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
-		  int32_t T, int want_grad, double *loss, size_t *correct, double *row_nll)
+		  int32_t T, int want_grad, double *loss, size_t *correct, double *row_nll,
+		  unsigned char *row_top1)
 {
 	rl_env	   *env = tr->env;
 	const rl_model *m = tr->m;
@@ -268,6 +290,8 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 		for (j = 0; j < V; j++)
 			z[j] += m->by[j];
 		mx = rl_k_max(z, V);
+		if (row_top1)
+			row_top1[r] = z[targets[r]] >= mx;
 		if (z[targets[r]] >= mx)
 			ncorrect++;
 		zt = (double) z[targets[r]] - mx;
@@ -345,8 +369,10 @@ rl_status
 rl_trainer_loss_grad(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 					 int32_t T, double *loss)
 {
+	if (!ensure_backward(tr))
+		return tr->env->status;
 	memset(tr->grads, 0, tr->m->nparams * sizeof(float));
-	return run_batch(tr, inputs, targets, T, 1, loss, NULL, NULL);
+	return run_batch(tr, inputs, targets, T, 1, loss, NULL, NULL, NULL);
 }
 
 /* Loss only, over T steps. */
@@ -354,13 +380,13 @@ rl_status
 rl_trainer_loss(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 				int32_t T, double *loss)
 {
-	return run_batch(tr, inputs, targets, T, 0, loss, NULL, NULL);
+	return run_batch(tr, inputs, targets, T, 0, loss, NULL, NULL, NULL);
 }
 
 /* Forward over T steps of the first B streams, without dropout; NLL per row. */
 rl_status
 rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
-						int32_t T, int32_t B, double *row_nll, size_t *correct)
+						int32_t T, int32_t B, double *row_nll, unsigned char *row_top1)
 {
 	int32_t		saved_B = tr->cur_B;
 	int			saved_training = tr->training;
@@ -371,7 +397,7 @@ rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs, const int32_t *ta
 		return rl_error(tr->env, RL_ERR_INVALID, "%d streams exceed the trainer's %d", B, tr->B);
 	tr->cur_B = B;
 	tr->training = 0;
-	st = run_batch(tr, inputs, targets, T, 0, &loss, correct, row_nll);
+	st = run_batch(tr, inputs, targets, T, 0, &loss, NULL, row_nll, row_top1);
 	tr->cur_B = saved_B;
 	tr->training = saved_training;
 	return st;
@@ -478,7 +504,7 @@ eval_with(rl_trainer *tr, const int32_t *ids, size_t n, double *loss, size_t *co
 		double		l;
 
 		fill_chunk(tr, ids, per_stream, pos, T);
-		st = run_batch(tr, tr->inputs, tr->targets, T, 0, &l, NULL, NULL);
+		st = run_batch(tr, tr->inputs, tr->targets, T, 0, &l, NULL, NULL, NULL);
 		if (st != RL_OK)
 			break;
 		total += l * T * tr->cur_B;

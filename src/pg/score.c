@@ -11,12 +11,16 @@
 #include <math.h>
 
 #include "executor/spi.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(rnnlm_perplexity);
+PG_FUNCTION_INFO_V1(rnnlm_perplexity_array);
 PG_FUNCTION_INFO_V1(rnnlm_token_logprobs);
 PG_FUNCTION_INFO_V1(rnnlm_evaluate);
 
@@ -52,6 +56,70 @@ rnnlm_perplexity(PG_FUNCTION_ARGS)
 		rnnlm_raise(&env, "scoring");
 	pfree(ids);
 	PG_RETURN_FLOAT8(exp(nll / (double) (n + 1)));
+}
+
+/* Perplexities of many texts, batched across texts; NULL for NULL. */
+Datum
+rnnlm_perplexity_array(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	RnnlmLoaded *lm;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i,
+				k = 0;
+	int32_t   **docs;
+	size_t	   *lens;
+	double	   *nll;
+	Datum	   *out;
+	int			dims[1],
+				lbs[1];
+	rl_env		env;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("inputs must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(FLOAT8OID));
+	lm = rnnlm_get_model(fcinfo, name);
+	rnnlm_prepare_blas();
+	rnnlm_env_init(&env, CurrentMemoryContext, false);
+
+	docs = palloc(sizeof(int32_t *) * n);
+	lens = palloc(sizeof(size_t) * n);
+	nll = palloc(sizeof(double) * n);
+	for (i = 0; i < n; i++)
+	{
+		size_t		len;
+		char	   *u;
+
+		if (nulls[i])
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		u = rnnlm_text_to_utf8(DatumGetTextPP(elems[i]), &len);
+		docs[k] = tokenize(&env, lm->model, u, len, &lens[k]);
+		k++;
+	}
+	if (rl_score_many(&env, lm->model, (const int32_t *const *) docs, lens, k, nll, NULL) != RL_OK)
+		rnnlm_raise(&env, "scoring");
+
+	out = palloc(sizeof(Datum) * n);
+	k = 0;
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		out[i] = Float8GetDatum(exp(nll[k] / (double) (lens[k] + 1)));
+		k++;
+	}
+	dims[0] = n;
+	lbs[0] = ARR_LBOUND(arr)[0];
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, nulls, 1, dims, lbs, FLOAT8OID,
+											 sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 typedef struct SplitCtx
@@ -135,33 +203,59 @@ rnnlm_token_logprobs(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+#define EVAL_BATCH 256
+
 typedef struct EvalCtx
 {
 	rl_env	   *env;
 	RnnlmLoaded *lm;
+	MemoryContext batch_cxt;	/* token ids of the pending documents */
+	int32_t    *docs[EVAL_BATCH];
+	size_t		lens[EVAL_BATCH];
+	int			pending;
 	double		nll;
 	uint64		tokens;
 	uint64		correct;
 	uint64		documents;
 } EvalCtx;
 
-/* Row callback: scores one document and accumulates. */
+/* Scores the pending documents as one batch and accumulates. */
+static void
+eval_flush(EvalCtx *c)
+{
+	double		nll[EVAL_BATCH];
+	size_t		ok[EVAL_BATCH];
+	int			i;
+
+	if (c->pending == 0)
+		return;
+	if (rl_score_many(c->env, c->lm->model, (const int32_t *const *) c->docs, c->lens,
+					  c->pending, nll, ok) != RL_OK)
+		rnnlm_raise(c->env, "scoring");
+	for (i = 0; i < c->pending; i++)
+	{
+		c->nll += nll[i];
+		c->tokens += c->lens[i] + 1;
+		c->correct += ok[i];
+		c->documents++;
+	}
+	c->pending = 0;
+	MemoryContextReset(c->batch_cxt);
+}
+
+/* Row callback: tokenizes one document; every EVAL_BATCH, scores them. */
 static void
 eval_row(void *arg, const char *utf8, size_t len)
 {
 	EvalCtx    *c = arg;
-	size_t		n,
-				ok;
-	double		nll;
-	int32_t    *ids = tokenize(c->env, c->lm->model, utf8, len, &n);
+	MemoryContext old = MemoryContextSwitchTo(c->batch_cxt);
 
-	if (rl_score(c->env, c->lm->state, ids, n, &nll, &ok, NULL) != RL_OK)
-		rnnlm_raise(c->env, "scoring");
-	pfree(ids);
-	c->nll += nll;
-	c->tokens += n + 1;
-	c->correct += ok;
-	c->documents++;
+	c->env->ud = c->batch_cxt;
+	c->docs[c->pending] = tokenize(c->env, c->lm->model, utf8, len, &c->lens[c->pending]);
+	c->pending++;
+	MemoryContextSwitchTo(old);
+	if (c->pending == EVAL_BATCH)
+		eval_flush(c);
 }
 
 /* Corpus-level loss, perplexity and accuracy over the rows of a query. */
@@ -185,12 +279,16 @@ rnnlm_evaluate(PG_FUNCTION_ARGS)
 	memset(&c, 0, sizeof(c));
 	c.lm = rnnlm_get_model(fcinfo, name);
 	rnnlm_prepare_blas();
-	rnnlm_env_init(&env, CurrentMemoryContext, false);
 	c.env = &env;
 
+	c.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm evaluate",
+										ALLOCSET_DEFAULT_SIZES);
+	rnnlm_env_init(&env, c.batch_cxt, false);
 	SPI_connect();
 	rows = rnnlm_read_text_rows(query, "evaluation query", eval_row, &c, &nonnull);
+	eval_flush(&c);
 	SPI_finish();
+	MemoryContextDelete(c.batch_cxt);
 	if (nonnull == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

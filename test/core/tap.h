@@ -57,7 +57,7 @@ extern void test_training(void);
 extern void test_kernels(void);
 
 #define TEST_GRADIENTS_POINTS	60
-#define TEST_INFER_POINTS		15
+#define TEST_INFER_POINTS		18
 #define TEST_SAMPLING_POINTS	13
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		68

@@ -217,6 +217,53 @@ check_feed(rl_env *env, rl_model *m, const char *name)
 	rl_state_free(env, s);
 }
 
+/* rl_score_many against rl_score, over more documents than one batch holds. */
+static void
+check_score_many(rl_env *env, rl_model *m, const char *name)
+{
+	enum
+	{
+		NDOCS = 45
+	};
+	int32_t    *docs[NDOCS];
+	size_t		lens[NDOCS],
+				correct[NDOCS],
+				i,
+				j,
+				bad = 0;
+	double		nll[NDOCS],
+				worst = 0.0;
+	rl_state   *s;
+
+	if (rl_state_create(env, m, &s) != RL_OK)
+		tap_bail("rl_state_create: %s", env->errmsg);
+	for (i = 0; i < NDOCS; i++)
+	{
+		lens[i] = (i * 37) % 150;
+		docs[i] = rl_alloc_array(env, lens[i] + 1, sizeof(int32_t));
+		for (j = 0; j < lens[i]; j++)
+			docs[i][j] = (int32_t) ((i + j * 5) % m->cfg.vocab_size);
+	}
+	if (rl_score_many(env, m, (const int32_t *const *) docs, lens, NDOCS, nll, correct) != RL_OK)
+		tap_bail("rl_score_many: %s", env->errmsg);
+	for (i = 0; i < NDOCS; i++)
+	{
+		double		one;
+		size_t		ok;
+
+		if (rl_score(env, s, docs[i], lens[i], &one, &ok, NULL) != RL_OK)
+			tap_bail("rl_score: %s", env->errmsg);
+		worst = fmax(worst, fabs(one - nll[i]) / (lens[i] + 1));
+		if (ok != correct[i])
+			bad++;
+		rl_free(env, docs[i]);
+	}
+	tap_ok(worst < 1e-5 && bad == 0,
+		   "%s: rl_score_many scores %d documents of 0 to 149 tokens as rl_score does (max err/token %.2e, %zu top-1 counts differ)",
+		   name, (int) NDOCS, worst, bad);
+	rl_state_free(env, s);
+}
+
 /*
  * rl_score against rl_state_feed and rl_log_softmax_at by hand, over a
  * document long enough to cross several scoring chunks.
@@ -379,6 +426,7 @@ test_infer(void)
 		snprintf(name, sizeof(name), "%s, %d layers", rl_cell_name((rl_cell_kind) c), IL);
 		check_feed(&env, m, name);
 		check_score(&env, m, name);
+		check_score_many(&env, m, name);
 		check_trainer_forward(&env, m, name);
 		rl_model_free(&env, m);
 	}
