@@ -91,6 +91,9 @@ extern float rl_k_max(const float *x, size_t n);
 extern double rl_k_expsum(const float *x, size_t n, float shift, float *out);
 extern void rl_k_matvec(const float *a, int n, int k, const float *x, float *y,
 						int accumulate);
+extern double rl_k_sumsq(const float *x, size_t n);
+extern void rl_k_adam(float *p, const float *g, float *m, float *v, size_t n,
+					  float gscale, float step, float rc2);
 
 /* ---------- configuration and parameters ---------- */
 
@@ -324,6 +327,8 @@ extern void rl_trainer_set_training(rl_trainer *tr, int training);
 extern double rl_clip_grads(float *grads, size_t n, double clip_norm);
 extern void rl_adam_step(float *params, const float *grads, float *m, float *v,
 						 size_t n, double lr, int64_t t);
+extern void rl_adam_step_scaled(float *params, const float *grads, float *m, float *v,
+								size_t n, double lr, int64_t t, float gscale);
 extern void rl_trainer_free(rl_trainer *tr);
 
 extern rl_status rl_train(rl_env *env, rl_model *m,

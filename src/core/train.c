@@ -403,25 +403,39 @@ rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs, const int32_t *ta
 	return st;
 }
 
+/* The factor that brings a gradient of this norm to at most clip_norm (0 = off). */
+static float
+clip_scale(double norm, double clip_norm)
+{
+	return (clip_norm > 0 && norm > clip_norm) ? (float) (clip_norm / norm) : 1.0f;
+}
+
 /* Scales grads to a global L2 norm of at most clip_norm (0 = off); returns the norm. */
 double
 rl_clip_grads(float *grads, size_t n, double clip_norm)
 {
-	double		ss = 0.0,
-				norm;
+	double		norm = sqrt(rl_k_sumsq(grads, n));
+	float		s = clip_scale(norm, clip_norm);
 	size_t		i;
 
-	for (i = 0; i < n; i++)
-		ss += (double) grads[i] * grads[i];
-	norm = sqrt(ss);
-	if (clip_norm > 0 && norm > clip_norm)
-	{
-		float		s = (float) (clip_norm / norm);
-
+	if (s != 1.0f)
 		for (i = 0; i < n; i++)
 			grads[i] *= s;
-	}
 	return norm;
+}
+
+/*
+ * One Adam update (beta1 0.9, beta2 0.999, eps 1e-8) at step t >= 1 with the
+ * gradients multiplied by gscale (the clipping factor) as they are read.
+ */
+void
+rl_adam_step_scaled(float *params, const float *grads, float *m, float *v,
+					size_t n, double lr, int64_t t, float gscale)
+{
+	double		c1 = 1.0 - pow(0.9, (double) t);
+	double		c2 = 1.0 - pow(0.999, (double) t);
+
+	rl_k_adam(params, grads, m, v, n, gscale, (float) (lr / c1), (float) (1.0 / sqrt(c2)));
 }
 
 /* One Adam update (beta1 0.9, beta2 0.999, eps 1e-8) at step t >= 1. */
@@ -429,26 +443,7 @@ void
 rl_adam_step(float *params, const float *grads, float *m, float *v,
 			 size_t n, double lr, int64_t t)
 {
-	/* 1 - beta written out: 1.0f - 0.999f is not 0.001 in float */
-	const float b1 = 0.9f,
-				b2 = 0.999f,
-				one_b1 = 0.1f,
-				one_b2 = 0.001f,
-				eps = 1e-8f;
-	float		c1 = (float) (1.0 - pow(0.9, (double) t));
-	float		c2 = (float) (1.0 - pow(0.999, (double) t));
-	float		step = (float) lr / c1;
-	float		rc2 = 1.0f / sqrtf(c2);
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-	{
-		float		g = grads[i];
-
-		m[i] = b1 * m[i] + one_b1 * g;
-		v[i] = b2 * v[i] + one_b2 * g * g;
-		params[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
-	}
+	rl_adam_step_scaled(params, grads, m, v, n, lr, t, 1.0f);
 }
 
 /* Seconds on a monotonic clock. */
@@ -578,7 +573,8 @@ rl_train(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 		{
 			int			T = (int) ((per_stream - pos) < (size_t) o->seq_len ?
 								   per_stream - pos : (size_t) o->seq_len);
-			double		loss;
+			double		loss,
+						norm;
 
 			if (!rl_tick(env))
 			{
@@ -589,7 +585,8 @@ rl_train(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 			st = rl_trainer_loss_grad(tr, tr->inputs, tr->targets, T, &loss);
 			if (st != RL_OK)
 				goto done;
-			if (!isfinite(loss) || !isfinite(rl_clip_grads(tr->grads, m->nparams, o->clip_norm)))
+			norm = sqrt(rl_k_sumsq(tr->grads, m->nparams));
+			if (!isfinite(loss) || !isfinite(norm))
 			{
 				st = rl_error(env, RL_ERR_NUMERIC,
 							  "training diverged in epoch %d (loss is not finite); try a lower learning_rate or clip_norm",
@@ -597,8 +594,8 @@ rl_train(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 				goto done;
 			}
 			total += loss * T * B;
-			rl_adam_step(m->params, tr->grads, tr->adam_m, tr->adam_v, m->nparams,
-						 o->learning_rate, ++tr->step);
+			rl_adam_step_scaled(m->params, tr->grads, tr->adam_m, tr->adam_v, m->nparams,
+								o->learning_rate, ++tr->step, clip_scale(norm, o->clip_norm));
 		}
 		res->train_loss = total / (double) res->train_tokens;
 		st = eval_with(tr, val, nval, &res->val_loss, &res->val_tokens);

@@ -62,6 +62,6 @@ extern void test_kernels(void);
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		68
 #define TEST_TRAINING_POINTS	25
-#define TEST_KERNELS_POINTS		6
+#define TEST_KERNELS_POINTS		8
 
 #endif							/* RNNLM_TEST_TAP_H */
