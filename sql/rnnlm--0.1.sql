@@ -27,7 +27,8 @@ CREATE TABLE rnnlm.model (
     trained_tokens  bigint NOT NULL,
     options         jsonb NOT NULL,
     created_at      timestamptz NOT NULL,
-    weights         bytea NOT NULL
+    weights         bytea NOT NULL,
+    grantees        regrole[] NOT NULL DEFAULT '{}'    -- '-' (0) is PUBLIC
 );
 -- the weights are floats that do not compress; store them out of line as they are
 ALTER TABLE rnnlm.model ALTER COLUMN weights SET STORAGE EXTERNAL;
@@ -48,11 +49,38 @@ CREATE TRIGGER model_new_version BEFORE UPDATE ON rnnlm.model
 SELECT pg_catalog.pg_extension_config_dump('rnnlm.model', '');
 SELECT pg_catalog.pg_extension_config_dump('rnnlm.model_version_seq', '');
 
--- A role sees and changes only the models of roles it belongs to.
+-- Whether the current role may use a model: it belongs to the owning role
+-- or to a role the model is granted to, or the model is granted to PUBLIC.
+-- Roles that no longer exist grant nothing (and raise no error).
+CREATE FUNCTION rnnlm.can_use(owner regrole, grantees regrole[]) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT 0::oid OPERATOR(pg_catalog.=) ANY (grantees::oid[])
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE (r.oid OPERATOR(pg_catalog.=) owner::oid
+                           OR r.oid OPERATOR(pg_catalog.=) ANY (grantees::oid[]))
+                      AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER'))
+$$;
+
+-- Whether the current role owns a model (belongs to the owning role).
+CREATE FUNCTION rnnlm.is_owner(owner regrole) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.oid OPERATOR(pg_catalog.=) owner::oid
+                      AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER'))
+$$;
+
+-- Row-level security: a role reads the models it may use, and creates,
+-- changes and deletes only models it owns; superusers see everything.
 ALTER TABLE rnnlm.model ENABLE ROW LEVEL SECURITY;
-CREATE POLICY model_owner ON rnnlm.model
-    USING (pg_catalog.pg_has_role(CURRENT_USER, owner::oid, 'MEMBER'))
-    WITH CHECK (pg_catalog.pg_has_role(CURRENT_USER, owner::oid, 'MEMBER'));
+CREATE POLICY model_use ON rnnlm.model FOR SELECT
+    USING (rnnlm.can_use(owner, grantees));
+CREATE POLICY model_create ON rnnlm.model FOR INSERT
+    WITH CHECK (owner::oid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles
+                                                    WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+CREATE POLICY model_change ON rnnlm.model FOR UPDATE
+    USING (rnnlm.is_owner(owner)) WITH CHECK (rnnlm.is_owner(owner));
+CREATE POLICY model_delete ON rnnlm.model FOR DELETE
+    USING (rnnlm.is_owner(owner));
 GRANT USAGE ON SCHEMA rnnlm TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.model TO PUBLIC;
 GRANT USAGE ON SEQUENCE rnnlm.model_version_seq TO PUBLIC;
@@ -61,7 +89,9 @@ CREATE VIEW rnnlm.models WITH (security_barrier) AS
 SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
        num_layers, parameters,
        pg_catalog.octet_length(weights)::bigint AS size_bytes,
-       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options
+       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options,
+       ARRAY(SELECT CASE WHEN g::oid OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g::text END
+               FROM pg_catalog.unnest(grantees) AS g) AS granted_to
   FROM rnnlm.model;
 ALTER VIEW rnnlm.models SET (security_invoker = true);
 GRANT SELECT ON rnnlm.models TO PUBLIC;
@@ -122,3 +152,87 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'rnnlm_drop'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION rnnlm_drop(text, boolean) IS 'delete a model';
+
+CREATE FUNCTION rnnlm_export(model_name text)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'rnnlm_export'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_export(text) IS
+    'the model file (doc/format.md) of a model, for rnnlm_import elsewhere';
+
+CREATE FUNCTION rnnlm_import(model_name text, data bytea, replace boolean DEFAULT false)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_import'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_import(text, bytea, boolean) IS
+    'store a model file from rnnlm_export under a name, after validating it';
+
+-- Grant the use of a model (generate, score, evaluate, export, read its
+-- row) to a role or PUBLIC; only its owner (or a superuser) may.
+CREATE FUNCTION rnnlm_grant(model_name text, role_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    grantee regrole;
+BEGIN
+    grantee := rnnlm._check_grant(model_name, role_name);
+    UPDATE rnnlm.model
+       SET grantees = grantees OPERATOR(pg_catalog.||) grantee
+     WHERE name OPERATOR(pg_catalog.=) model_name
+       AND NOT grantee OPERATOR(pg_catalog.=) ANY (grantees);
+END
+$$;
+COMMENT ON FUNCTION rnnlm_grant(text, text) IS 'let a role (or PUBLIC) use a model';
+
+CREATE FUNCTION rnnlm_revoke(model_name text, role_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    grantee regrole;
+BEGIN
+    grantee := rnnlm._check_grant(model_name, role_name);
+    UPDATE rnnlm.model
+       SET grantees = pg_catalog.array_remove(grantees, grantee)
+     WHERE name OPERATOR(pg_catalog.=) model_name
+       AND grantee OPERATOR(pg_catalog.=) ANY (grantees);
+END
+$$;
+COMMENT ON FUNCTION rnnlm_revoke(text, text) IS 'take back a grant of rnnlm_grant';
+
+-- The checks shared by rnnlm_grant and rnnlm_revoke; returns the grantee.
+CREATE FUNCTION rnnlm._check_grant(model_name text, role_name text)
+RETURNS regrole
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    model_owner regrole;
+    grantee oid;
+BEGIN
+    IF model_name IS NULL OR role_name IS NULL THEN
+        RAISE EXCEPTION 'model name and role name must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT m.owner INTO model_owner FROM rnnlm.model m
+     WHERE m.name OPERATOR(pg_catalog.=) model_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'rnnlm model "%" does not exist', model_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM rnnlm.models lists the models you can use.';
+    END IF;
+    IF NOT rnnlm.is_owner(model_owner)
+       AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles
+                 WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+        RAISE EXCEPTION 'must be owner of rnnlm model "%"', model_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.upper(role_name) OPERATOR(pg_catalog.=) 'PUBLIC' THEN
+        RETURN 0::oid::regrole;
+    END IF;
+    SELECT oid INTO grantee FROM pg_catalog.pg_roles
+     WHERE rolname OPERATOR(pg_catalog.=) role_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role "%" does not exist', role_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN grantee::regrole;
+END
+$$;

@@ -69,9 +69,9 @@ rl_alloc(rl_env *env, size_t size)
 		size = 1;
 	if (env->max_alloc && size > env->max_alloc)
 	{
-		rl_error(env, RL_ERR_NOMEM,
-				 "allocation of %zu bytes exceeds the limit of %zu bytes",
-				 size, env->max_alloc);
+		rl_error(env, RL_ERR_LIMIT,
+				 "%zu MB are needed at once, more than the limit of %zu MB",
+				 (size + (1u << 20) - 1) >> 20, env->max_alloc >> 20);
 		return NULL;
 	}
 	p = env->alloc(env->ud, size);

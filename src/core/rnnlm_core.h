@@ -42,7 +42,8 @@ typedef enum rl_status
 	RL_ERR_CANCELLED,			/* the tick callback asked to stop */
 	RL_ERR_DATA,				/* not enough training data */
 	RL_ERR_BLAS,				/* the BLAS library could not be loaded */
-	RL_ERR_NUMERIC				/* training diverged (NaN or Inf) */
+	RL_ERR_NUMERIC,				/* training diverged (NaN or Inf) */
+	RL_ERR_LIMIT				/* an allocation above env->max_alloc */
 } rl_status;
 
 struct rl_epoch_stats;
@@ -331,6 +332,8 @@ extern void rl_adam_step_scaled(float *params, const float *grads, float *m, flo
 								size_t n, double lr, int64_t t, float gscale);
 extern void rl_trainer_free(rl_trainer *tr);
 
+extern size_t rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len,
+							  double dropout);
 extern rl_status rl_train(rl_env *env, rl_model *m,
 						  const int32_t *train, size_t ntrain,
 						  const int32_t *val, size_t nval,

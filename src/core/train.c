@@ -526,6 +526,40 @@ rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
 	return st;
 }
 
+/*
+ * Bytes a training run of this shape holds at its peak: the weights, their
+ * gradients and two Adam moments, and the activations and gradients of one
+ * batch (rl_trainer_create and ensure_backward).
+ */
+size_t
+rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dropout)
+{
+	rl_env		env;
+	size_t		P,
+				rows = (size_t) batch * seq_len,
+				H = (size_t) cfg->hidden_size,
+				G = (size_t) rl_cell_gates(cfg->cell),
+				V = (size_t) cfg->vocab_size,
+				wide = (size_t) (cfg->embedding_dim > cfg->hidden_size ?
+								 cfg->embedding_dim : cfg->hidden_size),
+				per_row = 0,
+				floats;
+	int			l;
+
+	rl_env_init_malloc(&env);
+	if (rl_config_nparams(&env, cfg, &P) != RL_OK)
+		return SIZE_MAX;
+	for (l = 0; l < cfg->num_layers; l++)
+	{
+		size_t		in = l == 0 ? (size_t) cfg->embedding_dim : H;
+
+		per_row += in * (dropout > 0 ? 2 : 1) + G * H + 3 * H;
+	}
+	per_row += H * (dropout > 0 ? 2 : 1) + V + 2 * wide + G * H + 2;
+	floats = 4 * P + rows * per_row + 3 * (size_t) batch * H * (cfg->num_layers + 1);
+	return floats > SIZE_MAX / 4 ? SIZE_MAX : floats * 4;
+}
+
 /* Trains m on the train stream for o->epochs epochs, validating on val. */
 rl_status
 rl_train(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,

@@ -37,6 +37,28 @@ rnnlm_catalog_exists(const char *name)
 	return found;
 }
 
+/*
+ * Raises an ERROR unless the current role may replace or drop the named model
+ * (it belongs to the owning role, or is a superuser).  A model the role
+ * cannot see at all is left to the caller's "does not exist" handling.
+ */
+void
+rnnlm_catalog_check_owner(const char *name)
+{
+	bool		isnull;
+
+	exec_with_name("SELECT rnnlm.is_owner(owner) OR (SELECT rolsuper FROM pg_catalog.pg_roles "
+				   "  WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) "
+				   "FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1",
+				   name, true, 1);
+	if (SPI_processed > 0 &&
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of rnnlm model \"%s\"", name),
+				 errhint("A model can be replaced or dropped only by a member of the role that owns it.")));
+}
+
 /* The model's version (changed by every replacement); *found = false if none. */
 int64
 rnnlm_catalog_version(const char *name, bool *found)
@@ -92,8 +114,9 @@ float_or_null(double v, char *nulls, int i)
 }
 
 /*
- * Inserts the model, or replaces the existing row when opts->replace.
- * Returns false if a model of that name exists and replace is off.
+ * Inserts the model, or replaces the existing row when row->replace (keeping
+ * its owner and grants).  Returns false if a model of that name exists and
+ * replace is off.  row->opts and row->result are NULL for an imported model.
  */
 bool
 rnnlm_catalog_store(const RnnlmModelRow *row)
@@ -109,7 +132,7 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"ON CONFLICT (name) DO %s "
 		"RETURNING version";
 	static const char *update =
-		"UPDATE SET owner = EXCLUDED.owner, version = EXCLUDED.version, "
+		"UPDATE SET version = EXCLUDED.version, "
 		"cell = EXCLUDED.cell, tokenizer = EXCLUDED.tokenizer, "
 		"vocab_size = EXCLUDED.vocab_size, embedding_dim = EXCLUDED.embedding_dim, "
 		"hidden_size = EXCLUDED.hidden_size, num_layers = EXCLUDED.num_layers, "
@@ -141,14 +164,15 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	values[5] = Int32GetDatum(c->hidden_size);
 	values[6] = Int32GetDatum(c->num_layers);
 	values[7] = Int64GetDatum((int64) row->model->nparams);
-	values[8] = float_or_null(r->train_loss, nulls, 8);
-	values[9] = float_or_null(r->val_loss, nulls, 9);
-	values[10] = float_or_null(exp(r->val_loss), nulls, 10);
-	values[11] = Int64GetDatum((int64) r->train_tokens * row->opts->epochs);
-	values[12] = JsonbPGetDatum(rnnlm_options_to_jsonb(row->opts));
+	values[8] = float_or_null(r ? r->train_loss : NAN, nulls, 8);
+	values[9] = float_or_null(r ? r->val_loss : NAN, nulls, 9);
+	values[10] = float_or_null(r ? exp(r->val_loss) : NAN, nulls, 10);
+	values[11] = Int64GetDatum(r ? (int64) r->train_tokens * row->opts->epochs : 0);
+	values[12] = row->opts ? JsonbPGetDatum(rnnlm_options_to_jsonb(row->opts))
+		: DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"imported\": true}"));
 	values[13] = PointerGetDatum(weights);
 
-	stmt = psprintf(sql, row->opts->replace ? update : "NOTHING");
+	stmt = psprintf(sql, row->replace ? update : "NOTHING");
 	ret = SPI_execute_with_args(stmt, 14, argtypes, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));
@@ -176,6 +200,7 @@ rnnlm_drop(PG_FUNCTION_ARGS)
 	bool		deleted;
 
 	SPI_connect();
+	rnnlm_catalog_check_owner(name);
 	deleted = rnnlm_catalog_delete(name);
 	SPI_finish();
 	if (!deleted && !if_exists)

@@ -63,6 +63,7 @@ rnnlm_env_init(rl_env *env, MemoryContext cxt, bool progress)
 	env->tick = pg_tick;
 	env->epoch_done = progress ? pg_epoch_done : NULL;
 	env->ud = cxt;
+	env->max_alloc = RNNLM_MAX_MEMORY_BYTES();
 }
 
 /* Raises the core's error as an ERROR; what says what was being done. */
@@ -91,6 +92,12 @@ rnnlm_raise(rl_env *env, const char *what)
 		case RL_ERR_NUMERIC:
 			code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
 			break;
+		case RL_ERR_LIMIT:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("rnnlm: %s: %s", what, env->errmsg),
+					 errhint("The limit is rnnlm.max_memory (%d MB).", rnnlm_max_memory_mb)));
+			pg_unreachable();
 		case RL_ERR_INVALID:
 		default:
 			code = ERRCODE_INVALID_PARAMETER_VALUE;

@@ -6,12 +6,17 @@
  */
 #include "rnnlm_pg.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
 /* BLAS worker threads per backend. */
 int			rnnlm_threads = 1;
+
+/* The most memory one model or one training run may take, in MB. */
+int			rnnlm_max_memory_mb = 4096;
 
 void		_PG_init(void);
 
@@ -26,6 +31,15 @@ _PG_init(void)
 							1, 1, 64,
 							PGC_USERSET,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("rnnlm.max_memory",
+							"Largest memory one rnnlm model or training run may use.",
+							"Training, loading and importing fail up front, naming the memory "
+							"needed, when they would need more.",
+							&rnnlm_max_memory_mb,
+							4096, 1, INT_MAX / 2,
+							PGC_SUSET,
+							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rnnlm");
 }

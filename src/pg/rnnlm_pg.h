@@ -21,6 +21,9 @@
 
 /* GUCs (rnnlm.c) */
 extern int	rnnlm_threads;
+extern int	rnnlm_max_memory_mb;
+
+#define RNNLM_MAX_MEMORY_BYTES() ((size_t) rnnlm_max_memory_mb << 20)
 
 /* glue.c: the core's environment inside a backend */
 extern void rnnlm_env_init(rl_env *env, MemoryContext cxt, bool progress);
@@ -63,6 +66,7 @@ extern uint64 rnnlm_read_text_rows(const char *query, const char *what,
 typedef struct RnnlmModelRow
 {
 	const char *name;
+	bool		replace;
 	const RnnlmOptions *opts;
 	const rl_model *model;
 	const rl_train_result *result;
@@ -71,6 +75,7 @@ typedef struct RnnlmModelRow
 } RnnlmModelRow;
 
 extern bool rnnlm_catalog_exists(const char *name);
+extern void rnnlm_catalog_check_owner(const char *name);
 extern int64 rnnlm_catalog_version(const char *name, bool *found);
 extern bytea *rnnlm_catalog_weights(const char *name, int64 *version, MemoryContext cxt);
 extern bool rnnlm_catalog_store(const RnnlmModelRow *row);

@@ -16,7 +16,6 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -108,7 +107,9 @@ rnnlm_train(PG_FUNCTION_ARGS)
 	rnnlm_prepare_blas();
 
 	SPI_connect();
-	if (!opts.replace && rnnlm_catalog_exists(name))
+	if (opts.replace)
+		rnnlm_catalog_check_owner(name);
+	else if (rnnlm_catalog_exists(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("rnnlm model \"%s\" already exists", name),
@@ -160,6 +161,16 @@ rnnlm_train(PG_FUNCTION_ARGS)
 						est >> 20),
 				 errhint("Lower hidden_size, embedding_dim, num_layers or max_vocab.")));
 
+	{
+		size_t		need = rl_train_memory(&cfg, opts.batch_size, opts.seq_len, opts.dropout);
+
+		if (need > RNNLM_MAX_MEMORY_BYTES())
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("rnnlm training would need %zu MB, more than rnnlm.max_memory (%d MB)",
+							(need + (1 << 20) - 1) >> 20, rnnlm_max_memory_mb),
+					 errhint("Lower hidden_size, embedding_dim, num_layers, max_vocab, batch_size or seq_len, or ask a superuser to raise rnnlm.max_memory.")));
+	}
 	if (rl_model_create(&env, &cfg, vocab, &model) != RL_OK)
 		rnnlm_raise(&env, "creating the model");
 	rl_model_init_weights(model, (uint64_t) opts.seed);
@@ -178,6 +189,7 @@ rnnlm_train(PG_FUNCTION_ARGS)
 		rnnlm_raise(&env, "serializing the model");
 
 	row.name = name;
+	row.replace = opts.replace;
 	row.opts = &opts;
 	row.model = model;
 	row.result = &res;
