@@ -250,7 +250,7 @@ typedef struct rl_state
 	int32_t    *cin;			/* [CHUNK] input tokens */
 } rl_state;
 
-#define RL_SCORE_CHUNK 64
+#define RL_SCORE_CHUNK 128
 
 extern rl_status rl_state_create(rl_env *env, const rl_model *m, rl_state **out);
 extern void rl_state_reset(rl_state *s);
