@@ -33,8 +33,9 @@ CREATE TABLE rnnlm.model (
 -- the weights are floats that do not compress; store them out of line as they are
 ALTER TABLE rnnlm.model ALTER COLUMN weights SET STORAGE EXTERNAL;
 
--- Any change to a model row gives it a new version, so every backend's
--- cached copy is reloaded by its next statement.
+-- Every new or changed model row gets a new version from the sequence (a
+-- version written by hand is ignored), so every backend's cached copy is
+-- reloaded by its next statement and can never be mistaken for another.
 CREATE FUNCTION rnnlm.model_new_version() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
@@ -42,7 +43,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER model_new_version BEFORE UPDATE ON rnnlm.model
+CREATE TRIGGER model_new_version BEFORE INSERT OR UPDATE ON rnnlm.model
     FOR EACH ROW EXECUTE FUNCTION rnnlm.model_new_version();
 
 -- pg_dump keeps the models

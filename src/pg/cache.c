@@ -17,6 +17,7 @@
 #include "rnnlm_pg.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "executor/spi.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -33,6 +34,7 @@ typedef struct CallCache
 	char		name[RNNLM_MAX_NAME + 1];
 	TimestampTz stmt_start;		/* statement the lookup was made in */
 	CommandId	cid;			/* and its command counter */
+	Oid			userid;			/* and the role it was made as */
 	RnnlmLoaded loaded;
 } CallCache;
 
@@ -89,6 +91,8 @@ cache_load(const char *name, CacheEntry *e)
 	if (rl_model_deserialize(&env, (const uint8 *) VARDATA_ANY(blob),
 							 VARSIZE_ANY_EXHDR(blob), &model) != RL_OK)
 	{
+		if (env.status != RL_ERR_FORMAT)
+			rnnlm_raise(&env, "loading the model");
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("rnnlm model \"%s\" has invalid weights: %s", name, env.errmsg),
@@ -123,13 +127,15 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	/*
 	 * Reuse the lookup of an earlier call in the same statement.  A function
 	 * expression can outlive a statement (PL/pgSQL keeps simple expressions
-	 * for the whole transaction), so the statement's start time and command
-	 * counter must match too: a new statement, or a change made by this
-	 * transaction, looks the model up again.
+	 * for the whole transaction), so the statement's start time, command
+	 * counter and role must match too: a new statement, a change made by
+	 * this transaction or a SET ROLE looks the model up again (under the
+	 * row-level security of the role now in effect).
 	 */
 	if (cc && strcmp(cc->name, name) == 0 &&
 		cc->stmt_start == GetCurrentStatementStartTimestamp() &&
-		cc->cid == GetCurrentCommandId(false))
+		cc->cid == GetCurrentCommandId(false) &&
+		cc->userid == GetUserId())
 		return &cc->loaded;
 
 	rnnlm_prepare_blas();
@@ -165,6 +171,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	strlcpy(cc->name, name, sizeof(cc->name));
 	cc->stmt_start = GetCurrentStatementStartTimestamp();
 	cc->cid = GetCurrentCommandId(false);
+	cc->userid = GetUserId();
 	cc->loaded = e->loaded;
 	fcinfo->flinfo->fn_extra = cc;
 	return &cc->loaded;
