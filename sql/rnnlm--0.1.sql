@@ -84,7 +84,8 @@ CREATE POLICY model_delete ON rnnlm.model FOR DELETE
     USING (rnnlm.is_owner(owner));
 GRANT USAGE ON SCHEMA rnnlm TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.model TO PUBLIC;
-GRANT USAGE ON SEQUENCE rnnlm.model_version_seq TO PUBLIC;
+-- SELECT too: pg_dump reads the counter of every extension config sequence
+GRANT USAGE, SELECT ON SEQUENCE rnnlm.model_version_seq TO PUBLIC;
 
 CREATE VIEW rnnlm.models WITH (security_barrier) AS
 SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
