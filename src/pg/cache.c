@@ -21,6 +21,7 @@
 #include "executor/spi.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 typedef struct CacheEntry
 {
@@ -35,11 +36,43 @@ typedef struct CallCache
 	TimestampTz stmt_start;		/* statement the lookup was made in */
 	CommandId	cid;			/* and its command counter */
 	Oid			userid;			/* and the role it was made as */
+	SubTransactionId subxid;	/* and the subtransaction */
+	uint64		snap_count;		/* and the snapshot's completed-xact count */
+	TransactionId snap_xmin;	/* and its xmin */
 	RnnlmLoaded loaded;
 } CallCache;
 
 static HTAB *model_cache = NULL;
 static MemoryContext cache_root = NULL;
+
+/* Records what the current call sees: statement, command, role, snapshot. */
+static void
+call_stamp(CallCache *cc)
+{
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+
+	cc->stmt_start = GetCurrentStatementStartTimestamp();
+	cc->cid = GetCurrentCommandId(false);
+	cc->userid = GetUserId();
+	cc->subxid = GetCurrentSubTransactionId();
+	cc->snap_count = snap ? snap->snapXactCompletionCount : 0;
+	cc->snap_xmin = snap ? snap->xmin : InvalidTransactionId;
+}
+
+/* Whether the current call sees what the call recorded in cc saw. */
+static bool
+call_matches(const CallCache *cc)
+{
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+
+	return snap != NULL &&
+		cc->stmt_start == GetCurrentStatementStartTimestamp() &&
+		cc->cid == GetCurrentCommandId(false) &&
+		cc->userid == GetUserId() &&
+		cc->subxid == GetCurrentSubTransactionId() &&
+		cc->snap_count == snap->snapXactCompletionCount &&
+		cc->snap_xmin == snap->xmin;
+}
 
 /* Creates the backend's cache on first use. */
 static void
@@ -125,17 +158,16 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	int64		version;
 
 	/*
-	 * Reuse the lookup of an earlier call in the same statement.  A function
-	 * expression can outlive a statement (PL/pgSQL keeps simple expressions
-	 * for the whole transaction), so the statement's start time, command
-	 * counter and role must match too: a new statement, a change made by
-	 * this transaction or a SET ROLE looks the model up again (under the
-	 * row-level security of the role now in effect).
+	 * Reuse the lookup of an earlier call that saw exactly what this one
+	 * sees.  A function expression can outlive a statement (PL/pgSQL keeps
+	 * simple expressions for the whole transaction), so the statement's start
+	 * time, command counter, role, subtransaction and snapshot must all
+	 * match: a new statement, a change made or rolled back by this
+	 * transaction, a transaction committed elsewhere and visible now, or a
+	 * SET ROLE looks the model up again (under the row-level security of the
+	 * role then in effect).
 	 */
-	if (cc && strcmp(cc->name, name) == 0 &&
-		cc->stmt_start == GetCurrentStatementStartTimestamp() &&
-		cc->cid == GetCurrentCommandId(false) &&
-		cc->userid == GetUserId())
+	if (cc && strcmp(cc->name, name) == 0 && call_matches(cc))
 		return &cc->loaded;
 
 	rnnlm_prepare_blas();
@@ -169,9 +201,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	if (cc == NULL)
 		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
 	strlcpy(cc->name, name, sizeof(cc->name));
-	cc->stmt_start = GetCurrentStatementStartTimestamp();
-	cc->cid = GetCurrentCommandId(false);
-	cc->userid = GetUserId();
+	call_stamp(cc);
 	cc->loaded = e->loaded;
 	fcinfo->flinfo->fn_extra = cc;
 	return &cc->loaded;
