@@ -123,16 +123,28 @@ rl_state_feed(rl_state *s, int32_t token)
 			 c->vocab_size);
 }
 
-/* log softmax(logits)[target]; *is_top1 tells whether target is the argmax. */
+/*
+ * log softmax(logits)[target]; *is_top1 tells whether target is the argmax.
+ * Logits that overflowed or went NaN (a model with extreme weights) give
+ * probability 0, never NaN.
+ */
 double
 rl_log_softmax_at(const float *logits, int32_t n, int32_t target, int *is_top1)
 {
 	float		mx = rl_k_max(logits, n);
-	double		sum = rl_k_expsum(logits, n, mx, NULL);
+	double		sum,
+				lp;
 
 	if (is_top1)
 		*is_top1 = (logits[target] >= mx);
-	return (double) logits[target] - mx - log(sum);
+	if (!isfinite(mx))
+	{
+		/* logits overflowed (extreme weights): only infinite ones have mass */
+		return (mx > 0 && logits[target] == mx) ? 0.0 : -INFINITY;
+	}
+	sum = rl_k_expsum(logits, n, mx, NULL);
+	lp = (double) logits[target] - mx - log(sum);
+	return isnan(lp) ? -INFINITY : lp;
 }
 
 /*

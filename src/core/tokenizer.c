@@ -718,7 +718,7 @@ rl_builder_free(rl_builder *b)
 	rl_free(b->env, b);
 }
 
-/* Whether s is well-formed UTF-8. */
+/* Whether s is well-formed UTF-8 without NUL characters. */
 int
 rl_utf8_valid(const char *s, size_t len)
 {
@@ -729,7 +729,7 @@ rl_utf8_valid(const char *s, size_t len)
 		uint32_t	c;
 		size_t		n = utf8_next((const unsigned char *) s + pos, len - pos, &c);
 
-		if (c == 0xFFFD && n == 1 && (unsigned char) s[pos] >= 0x80)
+		if (c == 0 || (c == 0xFFFD && n == 1 && (unsigned char) s[pos] >= 0x80))
 			return 0;
 		pos += n;
 	}

@@ -297,6 +297,8 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 		zt = (double) z[targets[r]] - mx;
 		sum = rl_k_expsum(z, V, mx, want_grad ? z : NULL);
 		nll = log(sum) - zt;
+		if (isnan(nll))
+			nll = INFINITY;		/* overflowed logits: probability 0, as rl_score */
 		total += nll;
 		if (row_nll)
 			row_nll[r] = nll;

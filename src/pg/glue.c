@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -162,8 +163,21 @@ rnnlm_text_to_utf8(text *t, size_t *len)
 text *
 rnnlm_utf8_to_text(const char *s, size_t len)
 {
-	char	   *z = pnstrdup(s, len);
-	char	   *conv = pg_any_to_server(z, (int) len, PG_UTF8);
+	char	   *z = palloc(len + 1);
+	char	   *conv;
 
+	memcpy(z, s, len);
+	z[len] = '\0';
+	conv = pg_any_to_server(z, (int) len, PG_UTF8);
 	return cstring_to_text(conv);
+}
+
+/* Appends , "key": value to a JSON object; null when the value is not finite. */
+void
+rnnlm_append_json_real(StringInfo s, const char *key, double v)
+{
+	if (isnan(v) || isinf(v))
+		appendStringInfo(s, ", \"%s\": null", key);
+	else
+		appendStringInfo(s, ", \"%s\": %.10g", key, v);
 }

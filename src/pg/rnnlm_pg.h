@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
 #include "rnnlm_core.h"
@@ -32,6 +33,7 @@ extern void rnnlm_prepare_blas(void);
 extern char *rnnlm_check_name(Datum d, bool isnull);
 extern char *rnnlm_text_to_utf8(text *t, size_t *len);
 extern text *rnnlm_utf8_to_text(const char *s, size_t len);
+extern void rnnlm_append_json_real(StringInfo s, const char *key, double v);
 
 /* options.c: the jsonb options of rnnlm_train */
 typedef struct RnnlmOptions

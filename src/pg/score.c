@@ -297,11 +297,12 @@ rnnlm_evaluate(PG_FUNCTION_ARGS)
 
 	loss = c.nll / (double) c.tokens;
 	initStringInfo(&s);
-	appendStringInfo(&s,
-					 "{\"documents\": " UINT64_FORMAT ", \"tokens\": " UINT64_FORMAT
-					 ", \"loss\": %.6f, \"perplexity\": %.6f, \"bits_per_token\": %.6f"
-					 ", \"accuracy\": %.6f}",
-					 c.documents, c.tokens, loss, exp(loss), loss / M_LN2,
-					 (double) c.correct / (double) c.tokens);
+	appendStringInfo(&s, "{\"documents\": " UINT64_FORMAT ", \"tokens\": " UINT64_FORMAT,
+					 c.documents, c.tokens);
+	rnnlm_append_json_real(&s, "loss", loss);
+	rnnlm_append_json_real(&s, "perplexity", exp(loss));
+	rnnlm_append_json_real(&s, "bits_per_token", loss / M_LN2);
+	rnnlm_append_json_real(&s, "accuracy", (double) c.correct / (double) c.tokens);
+	appendStringInfoChar(&s, '}');
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }

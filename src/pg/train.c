@@ -57,16 +57,6 @@ validation_docs(double fraction, size_t ndocs)
 	return k;
 }
 
-/* Adds "key": value for a double that may be NaN (written as null). */
-static void
-append_real(StringInfo s, const char *key, double v)
-{
-	if (isnan(v) || isinf(v))
-		appendStringInfo(s, ", \"%s\": null", key);
-	else
-		appendStringInfo(s, ", \"%s\": %.6f", key, v);
-}
-
 /* Trains a model on the rows of a query and stores it. */
 Datum
 rnnlm_train(PG_FUNCTION_ARGS)
@@ -217,12 +207,12 @@ rnnlm_train(PG_FUNCTION_ARGS)
 					 ndocs, nval_docs);
 	appendStringInfo(&s, ", \"train_tokens\": %zu, \"val_tokens\": %zu",
 					 res.train_tokens, res.val_tokens);
-	append_real(&s, "train_loss", res.train_loss);
-	append_real(&s, "val_loss", res.val_loss);
-	append_real(&s, "val_perplexity", exp(res.val_loss));
+	rnnlm_append_json_real(&s, "train_loss", res.train_loss);
+	rnnlm_append_json_real(&s, "val_loss", res.val_loss);
+	rnnlm_append_json_real(&s, "val_perplexity", exp(res.val_loss));
 	appendStringInfo(&s, ", \"size_bytes\": %zu", blob_len);
-	append_real(&s, "seconds", res.seconds);
-	append_real(&s, "tokens_per_second", res.tokens_per_second);
+	rnnlm_append_json_real(&s, "seconds", res.seconds);
+	rnnlm_append_json_real(&s, "tokens_per_second", res.tokens_per_second);
 	appendStringInfoChar(&s, '}');
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }
