@@ -9,15 +9,7 @@
  */
 #include "rnnlm_core.h"
 
-#include <math.h>
 #include <string.h>
-
-/* The logistic function. */
-float
-rl_sigmoid(float x)
-{
-	return 1.0f / (1.0f + expf(-x));
-}
 
 /* The operations of a cell type. */
 const rl_cell_ops *

@@ -391,7 +391,6 @@ extern int	rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf
 							  int T, int B, float *dH, float *dG, float *dX,
 							  rl_layer_params *grad, float *dh_next, float *dc,
 							  float *tmp);
-extern float rl_sigmoid(float x);
 
 /* ---------- the model file (format.c) ---------- */
 
