@@ -38,17 +38,12 @@ rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb, int T,
 	int			I = lp->in_dim;
 	size_t		BH = (size_t) B * H;
 	int			t,
-				r,
-				j;
+				r;
 
-	rl_sgemm(0, 1, T * B, GH, I, 1.0f, lb->x, I, lp->wx, I, 0.0f, lb->gates, GH);
+	/* gates = b + X W_x^T: the bias first, so the product accumulates onto it */
 	for (r = 0; r < T * B; r++)
-	{
-		float	   *g = lb->gates + (size_t) r * GH;
-
-		for (j = 0; j < GH; j++)
-			g[j] += lp->b[j];
-	}
+		memcpy(lb->gates + (size_t) r * GH, lp->b, GH * sizeof(float));
+	rl_sgemm(0, 1, T * B, GH, I, 1.0f, lb->x, I, lp->wx, I, 1.0f, lb->gates, GH);
 	for (t = 0; t < T; t++)
 	{
 		const float *hprev = t ? lb->h + (t - 1) * BH : lb->h0;

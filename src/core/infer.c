@@ -299,8 +299,11 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 
 	if (ndocs == 0)
 		return RL_OK;
-	/* keep the logits of one chunk near 16 MB */
-	S = (int32_t) ((4u << 20) / ((size_t) V * B));
+	/*
+	 * Chunks as long as the logits of one chunk allow within about 32 MB: the
+	 * output layer's weights are packed once per chunk.
+	 */
+	S = (int32_t) ((8u << 20) / ((size_t) V * B));
 	S = S < 8 ? 8 : (S > RL_SCORE_CHUNK ? RL_SCORE_CHUNK : S);
 	order = rl_alloc_array(env, ndocs, sizeof(doc_len));
 	row_nll = rl_alloc_array(env, (size_t) B * S, sizeof(double));

@@ -277,7 +277,9 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 	apply_dropout(tr, tr->lb[L - 1].h, tr->top, tr->top_mask, (size_t) N * H);
 
 	/* logits, softmax, loss; dlogits = (p - onehot) / N in place */
-	rl_sgemm(0, 1, N, V, H, 1.0f, tr->top, H, m->why, H, 0.0f, tr->logits, V);
+	for (r = 0; r < N; r++)
+		memcpy(tr->logits + (size_t) r * V, m->by, V * sizeof(float));
+	rl_sgemm(0, 1, N, V, H, 1.0f, tr->top, H, m->why, H, 1.0f, tr->logits, V);
 	for (r = 0; r < N; r++)
 	{
 		float	   *z = tr->logits + (size_t) r * V;
@@ -287,8 +289,6 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 					nll;
 		int			j;
 
-		for (j = 0; j < V; j++)
-			z[j] += m->by[j];
 		mx = rl_k_max(z, V);
 		if (row_top1)
 			row_top1[r] = z[targets[r]] >= mx;
