@@ -7,6 +7,7 @@
 #   make core-test-asan  the same under AddressSanitizer and UBSan
 #   make test            everything: see test/run.sh (throwaway cluster)
 #   make demo            the main job on the fortunes corpus: see test/demo.sh
+#   make bench           rnnlm against PyTorch on this machine: see bench/run.sh
 
 EXTENSION = rnnlm
 MODULE_big = rnnlm
@@ -17,7 +18,7 @@ CORE_SRCS = $(sort $(wildcard src/core/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
-REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage
+REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg
@@ -42,7 +43,7 @@ test/core/rnnlm_core_test_asan: $(CORE_TEST_SRCS) src/core/rnnlm_core.h $(wildca
 	$(CC) $(CORE_TEST_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
 
-.PHONY: core-test core-test-asan test demo
+.PHONY: core-test core-test-asan test demo bench
 core-test: test/core/rnnlm_core_test
 core-test-asan: test/core/rnnlm_core_test_asan
 
@@ -51,3 +52,6 @@ test:
 
 demo:
 	bash test/demo.sh
+
+bench:
+	bash bench/run.sh
