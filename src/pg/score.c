@@ -203,15 +203,15 @@ rnnlm_token_logprobs(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-#define EVAL_BATCH 256
+#define EVAL_BATCH 2048
 
 typedef struct EvalCtx
 {
 	rl_env	   *env;
 	RnnlmLoaded *lm;
 	MemoryContext batch_cxt;	/* token ids of the pending documents */
-	int32_t    *docs[EVAL_BATCH];
-	size_t		lens[EVAL_BATCH];
+	int32_t    *docs[EVAL_BATCH];	/* scored together, longest first, so */
+	size_t		lens[EVAL_BATCH];	/* more of them means less padding */
 	int			pending;
 	double		nll;
 	uint64		tokens;
@@ -223,12 +223,14 @@ typedef struct EvalCtx
 static void
 eval_flush(EvalCtx *c)
 {
-	double		nll[EVAL_BATCH];
-	size_t		ok[EVAL_BATCH];
+	double	   *nll;
+	size_t	   *ok;
 	int			i;
 
 	if (c->pending == 0)
 		return;
+	nll = palloc(sizeof(double) * c->pending);
+	ok = palloc(sizeof(size_t) * c->pending);
 	if (rl_score_many(c->env, c->lm->model, (const int32_t *const *) c->docs, c->lens,
 					  c->pending, nll, ok) != RL_OK)
 		rnnlm_raise(c->env, "scoring");
@@ -239,6 +241,8 @@ eval_flush(EvalCtx *c)
 		c->correct += ok[i];
 		c->documents++;
 	}
+	pfree(nll);
+	pfree(ok);
 	c->pending = 0;
 	MemoryContextReset(c->batch_cxt);
 }
