@@ -148,6 +148,25 @@ rl_log_softmax_at(const float *logits, int32_t n, int32_t target, int *is_top1)
 }
 
 /*
+ * out[T, n] += X[T, k] W[n, k]^T.  A matrix product packs W before it
+ * starts, which for a short document costs more than reading W once per
+ * row, so a few rows are done as matrix-vector products.
+ */
+static void
+chunk_product(const float *x, int T, int k, const float *w, int n, float *out)
+{
+	int			t;
+
+	if (T >= 8)
+	{
+		rl_sgemm(0, 1, T, n, k, 1.0f, x, k, w, k, 1.0f, out, n);
+		return;
+	}
+	for (t = 0; t < T; t++)
+		rl_k_matvec(w, n, k, x + (size_t) t * k, out + (size_t) t * n, 1);
+}
+
+/*
  * Runs layer l over T positions of the chunk: s->cx holds the input, s->cy
  * receives h_t; the layer's state in s->h, s->c is carried in and out.
  */
@@ -165,8 +184,7 @@ chunk_layer(rl_state *s, int l, int T)
 
 	for (t = 0; t < T; t++)
 		memcpy(s->cg + (size_t) t * GH, lp->b, GH * sizeof(float));
-	rl_sgemm(0, 1, T, GH, lp->in_dim, 1.0f, s->cx, lp->in_dim, lp->wx, lp->in_dim,
-			 1.0f, s->cg, GH);
+	chunk_product(s->cx, T, lp->in_dim, lp->wx, GH, s->cg);
 	for (t = 0; t < T; t++)
 	{
 		const float *hprev = t ? s->cy + (size_t) (t - 1) * H : h;
@@ -232,7 +250,7 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 		/* s->cx now holds the top layer's h for each position */
 		for (t = 0; t < T; t++)
 			memcpy(s->clogits + (size_t) t * V, m->by, V * sizeof(float));
-		rl_sgemm(0, 1, T, V, H, 1.0f, s->cx, H, m->why, H, 1.0f, s->clogits, V);
+		chunk_product(s->cx, T, H, m->why, V, s->clogits);
 		for (t = 0; t < T; t++)
 		{
 			size_t		p = pos + t;
