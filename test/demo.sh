@@ -24,7 +24,7 @@ repo=$(dirname "$here")
 # shellcheck source-path=SCRIPTDIR source=lib/cluster.sh
 . "$here/lib/cluster.sh"
 
-default_options='{"tokenizer":"char","embedding_dim":32,"hidden_size":256,"num_layers":1,"epochs":3,"seq_len":64,"batch_size":32,"learning_rate":0.003}'
+default_options='{"tokenizer":"char","embedding_dim":32,"hidden_size":256,"num_layers":1,"epochs":10,"seq_len":64,"batch_size":32,"learning_rate":0.003}'
 
 # Write the fortunes of the named files to stdout in COPY text format, one document a line.
 fortunes_as_copy() {
