@@ -155,10 +155,10 @@ fill_uniform(float *p, size_t n, double a, rl_rng *rng)
 /*
  * Initialises the weights from a seed: embeddings uniform with unit
  * variance, cell and output weights uniform in [-1/sqrt(H), 1/sqrt(H)],
- * biases zero except the LSTM forget gate's, which is 1.
+ * biases zero except the LSTM forget gate's, which is forget_bias.
  */
 void
-rl_model_init_weights(rl_model *m, uint64_t seed)
+rl_model_init_weights(rl_model *m, uint64_t seed, float forget_bias)
 {
 	const rl_config *c = &m->cfg;
 	size_t		H = (size_t) c->hidden_size;
@@ -179,7 +179,7 @@ rl_model_init_weights(rl_model *m, uint64_t seed)
 		memset(lp->b, 0, G * H * sizeof(float));
 		if (c->cell == RL_CELL_LSTM)
 			for (i = 0; i < H; i++)
-				lp->b[H + i] = 1.0f;
+				lp->b[H + i] = forget_bias;
 	}
 	fill_uniform(m->why, (size_t) c->vocab_size * H, a, &rng);
 	memset(m->by, 0, (size_t) c->vocab_size * sizeof(float));

@@ -201,7 +201,8 @@ extern void rl_param_views(const rl_config *cfg, float *base, float **emb,
 						   rl_layer_params *layers, float **why, float **by);
 extern rl_status rl_model_create(rl_env *env, const rl_config *cfg, rl_vocab *vocab,
 								 rl_model **out);
-extern void rl_model_init_weights(rl_model *m, uint64_t seed);
+/* Uniform weights from seed; zero biases, except an LSTM's forget gate at forget_bias. */
+extern void rl_model_init_weights(rl_model *m, uint64_t seed, float forget_bias);
 extern void rl_model_free(rl_env *env, rl_model *m);
 
 /* ---------- random numbers and sampling (sample.c) ---------- */

@@ -163,7 +163,7 @@ rnnlm_train(PG_FUNCTION_ARGS)
 	}
 	if (rl_model_create(&env, &cfg, vocab, &model) != RL_OK)
 		rnnlm_raise(&env, "creating the model");
-	rl_model_init_weights(model, (uint64_t) opts.seed);
+	rl_model_init_weights(model, (uint64_t) opts.seed, 1.0f);
 
 	to.epochs = opts.epochs;
 	to.batch_size = opts.batch_size;

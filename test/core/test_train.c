@@ -176,7 +176,7 @@ corpus_model(rl_env *env, const corpus *c, rl_cell_kind cell, int L, uint64_t se
 	cfg.num_layers = L;
 	if (rl_model_create(env, &cfg, v, &m) != RL_OK)
 		tap_bail("rl_model_create: %s", env->errmsg);
-	rl_model_init_weights(m, seed);
+	rl_model_init_weights(m, seed, 1.0f);
 	return m;
 }
 
