@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* malloc-backed allocator for standalone use. */
 static void *
@@ -174,4 +175,14 @@ rl_grow(rl_env *env, void **ptr, size_t *cap, size_t need, size_t elem)
 	*ptr = p;
 	*cap = newcap;
 	return 1;
+}
+
+/* Seconds on a monotonic clock. */
+double
+rl_now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec * 1e-9;
 }

@@ -17,8 +17,8 @@
 #define HEADER_BYTES 52
 
 /* Writes a little-endian u32. */
-static void
-put_u32(uint8_t *p, uint32_t v)
+void
+rl_put_u32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t) v;
 	p[1] = (uint8_t) (v >> 8);
@@ -27,11 +27,26 @@ put_u32(uint8_t *p, uint32_t v)
 }
 
 /* Reads a little-endian u32. */
-static uint32_t
-get_u32(const uint8_t *p)
+uint32_t
+rl_get_u32(const uint8_t *p)
 {
 	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) |
 		((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
+}
+
+/* Writes a little-endian u64. */
+void
+rl_put_u64(uint8_t *p, uint64_t v)
+{
+	rl_put_u32(p, (uint32_t) v);
+	rl_put_u32(p + 4, (uint32_t) (v >> 32));
+}
+
+/* Reads a little-endian u64. */
+uint64_t
+rl_get_u64(const uint8_t *p)
+{
+	return (uint64_t) rl_get_u32(p) | ((uint64_t) rl_get_u32(p + 4) << 32);
 }
 
 /* CRC-32 (IEEE 802.3, as zlib) of data. */
@@ -89,24 +104,24 @@ rl_model_serialize(rl_env *env, const rl_model *m, uint8_t **out, size_t *len)
 	if (buf == NULL)
 		return env->status;
 	memcpy(buf, RL_FORMAT_MAGIC, 8);
-	put_u32(buf + 8, RL_FORMAT_VERSION);
-	put_u32(buf + 12, (uint32_t) c->cell);
-	put_u32(buf + 16, (uint32_t) c->tokenizer);
-	put_u32(buf + 20, c->lowercase ? 1u : 0u);
-	put_u32(buf + 24, (uint32_t) c->vocab_size);
-	put_u32(buf + 28, (uint32_t) c->embedding_dim);
-	put_u32(buf + 32, (uint32_t) c->hidden_size);
-	put_u32(buf + 36, (uint32_t) c->num_layers);
-	put_u32(buf + 40, 0);
-	put_u32(buf + 44, (uint32_t) ((uint64_t) m->nparams));
-	put_u32(buf + 48, (uint32_t) ((uint64_t) m->nparams >> 32));
+	rl_put_u32(buf + 8, RL_FORMAT_VERSION);
+	rl_put_u32(buf + 12, (uint32_t) c->cell);
+	rl_put_u32(buf + 16, (uint32_t) c->tokenizer);
+	rl_put_u32(buf + 20, c->lowercase ? 1u : 0u);
+	rl_put_u32(buf + 24, (uint32_t) c->vocab_size);
+	rl_put_u32(buf + 28, (uint32_t) c->embedding_dim);
+	rl_put_u32(buf + 32, (uint32_t) c->hidden_size);
+	rl_put_u32(buf + 36, (uint32_t) c->num_layers);
+	rl_put_u32(buf + 40, 0);
+	rl_put_u32(buf + 44, (uint32_t) ((uint64_t) m->nparams));
+	rl_put_u32(buf + 48, (uint32_t) ((uint64_t) m->nparams >> 32));
 	p = buf + HEADER_BYTES;
 	for (i = 0; i < v->size; i++)
 	{
 		size_t		tlen;
 		const char *t = rl_vocab_token(v, i, &tlen);
 
-		put_u32(p, (uint32_t) tlen);
+		rl_put_u32(p, (uint32_t) tlen);
 		memcpy(p + 4, t, tlen);
 		p += 4 + tlen;
 	}
@@ -115,10 +130,10 @@ rl_model_serialize(rl_env *env, const rl_model *m, uint8_t **out, size_t *len)
 		uint32_t	bits;
 
 		memcpy(&bits, &m->params[k], 4);
-		put_u32(p, bits);
+		rl_put_u32(p, bits);
 		p += 4;
 	}
-	put_u32(p, rl_crc32(buf, (size_t) (p - buf)));
+	rl_put_u32(p, rl_crc32(buf, (size_t) (p - buf)));
 	*out = buf;
 	*len = total;
 	return RL_OK;
@@ -149,45 +164,45 @@ rl_model_deserialize(rl_env *env, const uint8_t *data, size_t len, rl_model **ou
 		return rl_error(env, RL_ERR_FORMAT, "model data is truncated (%zu bytes)", len);
 	if (memcmp(data, RL_FORMAT_MAGIC, 8) != 0)
 		return rl_error(env, RL_ERR_FORMAT, "model data does not start with the rnnlm magic number");
-	u = get_u32(data + 8);
+	u = rl_get_u32(data + 8);
 	if (u != RL_FORMAT_VERSION)
 		return rl_error(env, RL_ERR_FORMAT, "unsupported model format version %u (this build reads %d)",
 						u, RL_FORMAT_VERSION);
-	if (get_u32(data + len - 4) != rl_crc32(data, len - 4))
+	if (rl_get_u32(data + len - 4) != rl_crc32(data, len - 4))
 		return rl_error(env, RL_ERR_FORMAT, "model data checksum mismatch");
 
-	u = get_u32(data + 12);
+	u = rl_get_u32(data + 12);
 	if (u > RL_CELL_GRU)
 		return rl_error(env, RL_ERR_FORMAT, "unknown cell type %u", u);
 	cfg.cell = (rl_cell_kind) u;
-	u = get_u32(data + 16);
+	u = rl_get_u32(data + 16);
 	if (u > RL_TOK_CHAR)
 		return rl_error(env, RL_ERR_FORMAT, "unknown tokenizer %u", u);
 	cfg.tokenizer = (rl_tokenizer_kind) u;
-	flags = get_u32(data + 20);
+	flags = rl_get_u32(data + 20);
 	if (flags & ~1u)
 		return rl_error(env, RL_ERR_FORMAT, "unknown flags 0x%x", flags);
 	cfg.lowercase = (int) (flags & 1u);
-	u = get_u32(data + 24);
+	u = rl_get_u32(data + 24);
 	if (u < RL_NUM_SPECIAL + 1 || u > RL_MAX_VOCAB)
 		return rl_error(env, RL_ERR_FORMAT, "vocabulary size %u is out of range", u);
 	cfg.vocab_size = (int32_t) u;
-	u = get_u32(data + 28);
+	u = rl_get_u32(data + 28);
 	if (u < 1 || u > RL_MAX_EMBED)
 		return rl_error(env, RL_ERR_FORMAT, "embedding dimension %u is out of range", u);
 	cfg.embedding_dim = (int32_t) u;
-	u = get_u32(data + 32);
+	u = rl_get_u32(data + 32);
 	if (u < 1 || u > RL_MAX_HIDDEN)
 		return rl_error(env, RL_ERR_FORMAT, "hidden size %u is out of range", u);
 	cfg.hidden_size = (int32_t) u;
-	u = get_u32(data + 36);
+	u = rl_get_u32(data + 36);
 	if (u < 1 || u > RL_MAX_LAYERS)
 		return rl_error(env, RL_ERR_FORMAT, "layer count %u is out of range", u);
 	cfg.num_layers = (int32_t) u;
-	reserved = get_u32(data + 40);
+	reserved = rl_get_u32(data + 40);
 	if (reserved != 0)
 		return rl_error(env, RL_ERR_FORMAT, "reserved header field is not zero");
-	nparams = (uint64_t) get_u32(data + 44) | ((uint64_t) get_u32(data + 48) << 32);
+	nparams = (uint64_t) rl_get_u32(data + 44) | ((uint64_t) rl_get_u32(data + 48) << 32);
 	if (rl_config_nparams(env, &cfg, &expect) != RL_OK)
 		return rl_error(env, RL_ERR_FORMAT, "model shape is invalid: %s", env->errmsg);
 	if (nparams != (uint64_t) expect)
@@ -210,7 +225,7 @@ rl_model_deserialize(rl_env *env, const uint8_t *data, size_t len, rl_model **ou
 		{
 			if (len - 4 - scan < 4)
 				goto truncated;
-			u = get_u32(data + scan);
+			u = rl_get_u32(data + scan);
 			if (u < 1 || u > RL_MAX_TOKEN_BYTES || len - 4 - scan - 4 < u)
 			{
 				rl_free(env, lengths);
@@ -269,7 +284,7 @@ rl_model_deserialize(rl_env *env, const uint8_t *data, size_t len, rl_model **ou
 	}
 	for (k = 0; k < expect; k++)
 	{
-		uint32_t	bits = get_u32(data + pos + 4 * k);
+		uint32_t	bits = rl_get_u32(data + pos + 4 * k);
 		float		f;
 
 		memcpy(&f, &bits, 4);

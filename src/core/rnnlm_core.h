@@ -73,6 +73,7 @@ extern int	rl_tick(rl_env *env);
 extern int	rl_mul_overflow(size_t a, size_t b, size_t *out);
 extern int	rl_add_overflow(size_t a, size_t b, size_t *out);
 extern int	rl_grow(rl_env *env, void **ptr, size_t *cap, size_t need, size_t elem);
+extern double rl_now_seconds(void);	/* monotonic clock */
 
 /* blas.c: OpenBLAS, loaded at run time with every signal blocked */
 extern int	rl_blas_load(char *errbuf, size_t errlen);
@@ -286,12 +287,18 @@ typedef struct rl_train_opts
 	double		clip_norm;
 	double		dropout;
 	uint64_t	seed;
+	/* what happens between epochs; all zero = every epoch at one rate */
+	int			keep_best;		/* end with the epoch of lowest validation loss */
+	int32_t		patience;		/* stop after this many epochs without improvement; 0 = off */
+	double		lr_decay;		/* multiply the rate by this ... (0 or 1 = off) */
+	int32_t		lr_patience;	/* ... after this many epochs without improvement */
 } rl_train_opts;
 
 typedef struct rl_epoch_stats
 {
 	int32_t		epoch;
 	int32_t		epochs;
+	double		learning_rate;	/* the rate this epoch was trained at */
 	double		train_loss;
 	double		val_loss;		/* NAN when there is no validation data */
 	double		seconds;		/* this epoch */
@@ -300,8 +307,12 @@ typedef struct rl_epoch_stats
 
 typedef struct rl_train_result
 {
-	double		train_loss;		/* mean over the last epoch */
+	double		train_loss;		/* mean over the epoch whose weights are kept */
 	double		val_loss;		/* NAN when there is no validation data */
+	int32_t		epochs_run;		/* fewer than asked when stopped early */
+	int32_t		best_epoch;		/* lowest validation loss (0 without validation data) */
+	int32_t		kept_epoch;		/* the epoch whose weights the model has */
+	int			stopped_early;
 	size_t		train_tokens;	/* predicted tokens per epoch */
 	size_t		val_tokens;
 	double		seconds;
@@ -332,6 +343,26 @@ extern void rl_adam_step(float *params, const float *grads, float *m, float *v,
 extern void rl_adam_step_scaled(float *params, const float *grads, float *m, float *v,
 								size_t n, double lr, int64_t t, float gscale);
 extern void rl_trainer_free(rl_trainer *tr);
+extern rl_status rl_trainer_eval(rl_trainer *tr, const int32_t *ids, size_t n,
+								 double *loss, size_t *count);
+extern rl_status rl_trainer_enable_adam(rl_trainer *tr);
+extern rl_status rl_trainer_step(rl_trainer *tr, const int32_t *ids, size_t per_stream,
+								 size_t pos, int32_t T, double lr, double clip_norm,
+								 double *loss);
+
+/* What a checkpoint saves of a trainer, as pointers into it. */
+typedef struct rl_trainer_state
+{
+	float	   *adam_m,
+			   *adam_v;			/* [nparams] each, or NULL before the first step */
+	int64_t    *step;			/* Adam steps taken */
+	rl_rng	   *rng;			/* dropout masks */
+	size_t		state_floats;	/* B*H: the size of each carried state below */
+	float	   *h0[RL_MAX_LAYERS];
+	float	   *c0[RL_MAX_LAYERS];	/* LSTM only */
+} rl_trainer_state;
+
+extern void rl_trainer_view(rl_trainer *tr, rl_trainer_state *v);
 
 extern size_t rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len,
 							  double dropout);
@@ -339,6 +370,45 @@ extern rl_status rl_train(rl_env *env, rl_model *m,
 						  const int32_t *train, size_t ntrain,
 						  const int32_t *val, size_t nval,
 						  const rl_train_opts *o, rl_train_result *res);
+
+/*
+ * A training run (run.c): the epochs of rl_train taken a slice at a time, so
+ * that a caller can report progress and save checkpoints between slices.
+ * rl_run_advance trains until the current epoch ends (it then validates the
+ * epoch and applies keep-best, learning-rate decay and early stopping) or
+ * until max_seconds have passed.  A run saved with rl_run_save and restored
+ * into a new run on the same model shape, data and options continues exactly
+ * as the original would have: the same weights, bit for bit, for the same
+ * BLAS thread count.
+ */
+typedef struct rl_run rl_run;
+
+typedef struct rl_run_progress
+{
+	int32_t		epoch;			/* the epoch in progress (or last finished), from 1 */
+	int32_t		epochs;
+	size_t		step;			/* chunks done in this epoch */
+	size_t		steps;			/* chunks per epoch */
+	double		train_loss;		/* mean so far in this epoch; NAN before the first chunk */
+	double		val_loss;		/* of the last finished epoch; NAN if none */
+	double		learning_rate;
+	double		tokens_per_second;	/* over the training time so far */
+	double		seconds_left;	/* estimate; NAN when unknown */
+} rl_run_progress;
+
+extern size_t rl_run_memory(const rl_config *cfg, const rl_train_opts *o);
+extern rl_status rl_run_create(rl_env *env, rl_model *m,
+							   const int32_t *train, size_t ntrain,
+							   const int32_t *val, size_t nval,
+							   const rl_train_opts *o, rl_run **out);
+extern rl_status rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended);
+extern int	rl_run_done(const rl_run *r);
+extern void rl_run_progress_get(const rl_run *r, rl_run_progress *p);
+extern const rl_epoch_stats *rl_run_history(const rl_run *r, int32_t *n);
+extern rl_status rl_run_finish(rl_run *r, rl_train_result *res);
+extern rl_status rl_run_save(rl_run *r, uint8_t **out, size_t *len);
+extern rl_status rl_run_restore(rl_run *r, const uint8_t *data, size_t len);
+extern void rl_run_free(rl_run *r);
 
 /* Mean loss (nats/token) of a stream, evaluated as training batches it. */
 extern rl_status rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
@@ -403,5 +473,14 @@ extern rl_status rl_model_serialize(rl_env *env, const rl_model *m,
 extern rl_status rl_model_deserialize(rl_env *env, const uint8_t *data, size_t len,
 									  rl_model **out);
 extern uint32_t rl_crc32(const uint8_t *data, size_t len);
+
+/* Little-endian fields, for the model and checkpoint files. */
+extern void rl_put_u32(uint8_t *p, uint32_t v);
+extern uint32_t rl_get_u32(const uint8_t *p);
+extern void rl_put_u64(uint8_t *p, uint64_t v);
+extern uint64_t rl_get_u64(const uint8_t *p);
+
+#define RL_CHECKPOINT_MAGIC		"RNNLMCKP"
+#define RL_CHECKPOINT_VERSION	1
 
 #endif							/* RNNLM_CORE_H */

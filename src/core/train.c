@@ -448,16 +448,6 @@ rl_adam_step(float *params, const float *grads, float *m, float *v,
 	rl_adam_step_scaled(params, grads, m, v, n, lr, t, 1.0f);
 }
 
-/* Seconds on a monotonic clock. */
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Fills the trainer's input/target arrays for the chunk starting at pos. */
 static void
 fill_chunk(rl_trainer *tr, const int32_t *ids, size_t per_stream, size_t pos, int T)
@@ -477,8 +467,8 @@ fill_chunk(rl_trainer *tr, const int32_t *ids, size_t per_stream, size_t pos, in
 }
 
 /* Mean loss of a stream without dropout; *count = predictions made. */
-static rl_status
-eval_with(rl_trainer *tr, const int32_t *ids, size_t n, double *loss, size_t *count)
+rl_status
+rl_trainer_eval(rl_trainer *tr, const int32_t *ids, size_t n, double *loss, size_t *count)
 {
 	int32_t		saved_B = tr->cur_B;
 	int			saved_training = tr->training;
@@ -523,7 +513,7 @@ rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
 
 	if (st != RL_OK)
 		return st;
-	st = eval_with(tr, ids, n, loss, count);
+	st = rl_trainer_eval(tr, ids, n, loss, count);
 	rl_trainer_free(tr);
 	return st;
 }
@@ -562,96 +552,60 @@ rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dro
 	return floats > SIZE_MAX / 4 ? SIZE_MAX : floats * 4;
 }
 
-/* Trains m on the train stream for o->epochs epochs, validating on val. */
+/* Allocates the Adam moments, zeroed, on first use. */
 rl_status
-rl_train(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
-		 const int32_t *val, size_t nval, const rl_train_opts *o,
-		 rl_train_result *res)
+rl_trainer_enable_adam(rl_trainer *tr)
 {
-	rl_trainer *tr = NULL;
-	int32_t		B;
-	size_t		per_stream,
-				pos;
-	double		t_start = now_seconds();
+	if (tr->adam_m)
+		return RL_OK;
+	tr->adam_m = tr_floats(tr, tr->m->nparams);
+	tr->adam_v = tr_floats(tr, tr->m->nparams);
+	return (tr->adam_m && tr->adam_v) ? RL_OK : tr->env->status;
+}
+
+/*
+ * One training step on the chunk of T steps at pos of each of the cur_B
+ * streams of per_stream tokens in ids: forward, backward, clipping and an
+ * Adam update at learning rate lr.  *loss is the chunk's mean loss; a loss
+ * or gradient that is not finite is RL_ERR_NUMERIC and changes nothing.
+ */
+rl_status
+rl_trainer_step(rl_trainer *tr, const int32_t *ids, size_t per_stream, size_t pos,
+				int32_t T, double lr, double clip_norm, double *loss)
+{
+	double		norm;
 	rl_status	st;
-	int			epoch;
 
-	memset(res, 0, sizeof(*res));
-	res->train_loss = res->val_loss = NAN;
-	if (ntrain < 2)
-		return rl_error(env, RL_ERR_DATA, "the training data has fewer than 2 tokens");
-	if (o->epochs < 1 || o->batch_size < 1 || o->seq_len < 1)
-		return rl_error(env, RL_ERR_INVALID, "epochs, batch_size and seq_len must be positive");
-	B = (ntrain - 1) < (size_t) o->batch_size ? (int32_t) (ntrain - 1) : o->batch_size;
-	per_stream = (ntrain - 1) / B;
-
-	st = rl_trainer_create(env, m, B, o->seq_len, o->dropout, o->seed, &tr);
+	if (rl_trainer_enable_adam(tr) != RL_OK)
+		return tr->env->status;
+	tr->training = 1;
+	fill_chunk(tr, ids, per_stream, pos, T);
+	st = rl_trainer_loss_grad(tr, tr->inputs, tr->targets, T, loss);
 	if (st != RL_OK)
 		return st;
-	tr->adam_m = tr_floats(tr, m->nparams);
-	tr->adam_v = tr_floats(tr, m->nparams);
-	if (!tr->adam_m || !tr->adam_v)
+	norm = sqrt(rl_k_sumsq(tr->grads, tr->m->nparams));
+	if (!isfinite(*loss) || !isfinite(norm))
+		return rl_error(tr->env, RL_ERR_NUMERIC, "the loss is not finite");
+	rl_adam_step_scaled(tr->m->params, tr->grads, tr->adam_m, tr->adam_v, tr->m->nparams,
+						lr, ++tr->step, clip_scale(norm, clip_norm));
+	return RL_OK;
+}
+
+/* Pointers to what a checkpoint must save of a trainer to continue it exactly. */
+void
+rl_trainer_view(rl_trainer *tr, rl_trainer_state *v)
+{
+	int			l;
+
+	memset(v, 0, sizeof(*v));
+	v->adam_m = tr->adam_m;
+	v->adam_v = tr->adam_v;
+	v->step = &tr->step;
+	v->rng = &tr->rng;
+	v->state_floats = (size_t) tr->B * tr->m->cfg.hidden_size;
+	for (l = 0; l < tr->m->cfg.num_layers; l++)
 	{
-		rl_trainer_free(tr);
-		return env->status;
+		v->h0[l] = tr->lb[l].h0;
+		v->c0[l] = tr->lb[l].c0;
 	}
-	res->train_tokens = per_stream * B;
-
-	for (epoch = 1; epoch <= o->epochs; epoch++)
-	{
-		double		t0 = now_seconds();
-		double		total = 0.0;
-		rl_epoch_stats es;
-
-		tr->training = 1;
-		rl_trainer_reset_state(tr);
-		for (pos = 0; pos < per_stream; pos += o->seq_len)
-		{
-			int			T = (int) ((per_stream - pos) < (size_t) o->seq_len ?
-								   per_stream - pos : (size_t) o->seq_len);
-			double		loss,
-						norm;
-
-			if (!rl_tick(env))
-			{
-				st = env->status;
-				goto done;
-			}
-			fill_chunk(tr, train, per_stream, pos, T);
-			st = rl_trainer_loss_grad(tr, tr->inputs, tr->targets, T, &loss);
-			if (st != RL_OK)
-				goto done;
-			norm = sqrt(rl_k_sumsq(tr->grads, m->nparams));
-			if (!isfinite(loss) || !isfinite(norm))
-			{
-				st = rl_error(env, RL_ERR_NUMERIC,
-							  "training diverged in epoch %d (loss is not finite); try a lower learning_rate or clip_norm",
-							  epoch);
-				goto done;
-			}
-			total += loss * T * B;
-			rl_adam_step_scaled(m->params, tr->grads, tr->adam_m, tr->adam_v, m->nparams,
-								o->learning_rate, ++tr->step, clip_scale(norm, o->clip_norm));
-		}
-		res->train_loss = total / (double) res->train_tokens;
-		st = eval_with(tr, val, nval, &res->val_loss, &res->val_tokens);
-		if (st != RL_OK)
-			goto done;
-
-		es.epoch = epoch;
-		es.epochs = o->epochs;
-		es.train_loss = res->train_loss;
-		es.val_loss = res->val_loss;
-		es.seconds = now_seconds() - t0;
-		es.tokens_per_second = es.seconds > 0 ? res->train_tokens / es.seconds : 0;
-		if (env->epoch_done)
-			env->epoch_done(env->ud, &es);
-	}
-	res->seconds = now_seconds() - t_start;
-	res->tokens_per_second = res->seconds > 0 ?
-		(double) res->train_tokens * o->epochs / res->seconds : 0;
-	st = RL_OK;
-done:
-	rl_trainer_free(tr);
-	return st;
 }
