@@ -153,6 +153,10 @@ extern rl_status rl_builder_finish(rl_builder *b, size_t val_docs, int32_t max_v
 								   rl_vocab **vocab,
 								   int32_t **train, size_t *ntrain,
 								   int32_t **val, size_t *nval);
+extern rl_status rl_builder_finish_vocab(rl_builder *b, size_t val_docs,
+										 const rl_vocab *vocab,
+										 int32_t **train, size_t *ntrain,
+										 int32_t **val, size_t *nval);
 extern void rl_builder_free(rl_builder *b);
 
 extern rl_status rl_vocab_create(rl_env *env, int32_t size, const uint32_t *lengths,

@@ -704,6 +704,47 @@ fail:
 	return st;
 }
 
+/*
+ * Like rl_builder_finish, but with a vocabulary that is given (the model a
+ * new one is fine-tuned from): every token outside it becomes RL_TOKEN_UNK.
+ */
+rl_status
+rl_builder_finish_vocab(rl_builder *b, size_t val_docs, const rl_vocab *vocab,
+						int32_t **train, size_t *ntrain, int32_t **val, size_t *nval)
+{
+	rl_env	   *env = b->env;
+	int32_t    *map;
+	size_t		split;
+	int32_t		k;
+
+	*train = *val = NULL;
+	*ntrain = *nval = 0;
+	if (val_docs >= b->ndocs)
+		return rl_error(env, RL_ERR_DATA, "no training documents left after holding out %zu for validation",
+						val_docs);
+	split = b->doc_end[b->ndocs - val_docs - 1];
+	map = rl_alloc_array(env, (size_t) b->ndistinct + 1, sizeof(int32_t));
+	if (map == NULL)
+		return env->status;
+	for (k = 0; k < b->ndistinct; k++)
+	{
+		int32_t		id = rl_vocab_lookup(vocab, b->str + b->off[k], b->off[k + 1] - b->off[k]);
+
+		map[k] = id < 0 ? RL_TOKEN_UNK : id;
+	}
+	*train = builder_map(b, map, 0, split, 0, ntrain);
+	if (*train != NULL && val_docs > 0)
+		*val = builder_map(b, map, split, b->nids, 1, nval);
+	rl_free(env, map);
+	if (*train == NULL || (val_docs > 0 && *val == NULL))
+	{
+		rl_free(env, *train);
+		*train = NULL;
+		return env->status;
+	}
+	return RL_OK;
+}
+
 /* Frees a builder and everything it holds. */
 void
 rl_builder_free(rl_builder *b)

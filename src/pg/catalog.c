@@ -12,6 +12,8 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "catalog/namespace.h"
 
 /* Runs a statement with one text parameter, the model name. */
 static int
@@ -114,6 +116,19 @@ float_or_null(double v, char *nulls, int i)
 }
 
 /*
+ * Whether rnnlm.model has the columns of 0.2 (parent, history): not before
+ * ALTER EXTENSION rnnlm UPDATE, when this library already serves a 0.1
+ * schema.
+ */
+static bool
+catalog_has_history(void)
+{
+	Oid			rel = get_relname_relid("model", get_namespace_oid("rnnlm", false));
+
+	return OidIsValid(rel) && get_attnum(rel, "history") != InvalidAttrNumber;
+}
+
+/*
  * Inserts the model, or replaces the existing row when row->replace (keeping
  * its owner and grants).  Returns false if a model of that name exists and
  * replace is off.  row->opts and row->result are NULL for an imported model.
@@ -124,12 +139,12 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	static const char *sql =
 		"INSERT INTO rnnlm.model AS m (name, owner, version, cell, tokenizer, vocab_size, "
 		"  embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, "
-		"  val_perplexity, trained_tokens, options, created_at, weights) "
+		"  val_perplexity, trained_tokens, options, created_at, weights%s) "
 		"VALUES ($1, (SELECT oid FROM pg_catalog.pg_roles "
 		"             WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)::pg_catalog.regrole, "
 		"  pg_catalog.nextval('rnnlm.model_version_seq'::pg_catalog.regclass), "
 		"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-		"  pg_catalog.now(), $14) "
+		"  pg_catalog.now(), $14%s) "
 		"ON CONFLICT (name) DO %s "
 		"RETURNING version";
 	static const char *update =
@@ -140,19 +155,21 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"parameters = EXCLUDED.parameters, train_loss = EXCLUDED.train_loss, "
 		"val_loss = EXCLUDED.val_loss, val_perplexity = EXCLUDED.val_perplexity, "
 		"trained_tokens = EXCLUDED.trained_tokens, options = EXCLUDED.options, "
-		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights";
-	Oid			argtypes[14] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
-		INT4OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, JSONBOID, BYTEAOID};
-	Datum		values[14];
-	char		nulls[15];
+		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights%s";
+	Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
+		INT4OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, JSONBOID, BYTEAOID,
+	JSONBOID, TEXTOID};
+	Datum		values[16];
+	char		nulls[17];
 	const rl_config *c = &row->model->cfg;
 	const rl_train_result *r = row->result;
+	bool		v02 = catalog_has_history();
 	bytea	   *weights;
 	int			ret;
 	char	   *stmt;
 
 	memset(nulls, ' ', sizeof(nulls));
-	nulls[14] = '\0';
+	nulls[16] = '\0';
 	weights = palloc_extended(VARHDRSZ + row->blob_len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(weights, VARHDRSZ + row->blob_len);
 	memcpy(VARDATA(weights), row->blob, row->blob_len);
@@ -168,13 +185,19 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	values[8] = float_or_null(r ? r->train_loss : NAN, nulls, 8);
 	values[9] = float_or_null(r ? r->val_loss : NAN, nulls, 9);
 	values[10] = float_or_null(r ? exp(r->val_loss) : NAN, nulls, 10);
-	values[11] = Int64GetDatum(r ? (int64) r->train_tokens * row->opts->epochs : 0);
+	values[11] = Int64GetDatum(r ? (int64) r->train_tokens * r->epochs_run : 0);
 	values[12] = row->opts ? JsonbPGetDatum(rnnlm_options_to_jsonb(row->opts))
 		: DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"imported\": true}"));
 	values[13] = PointerGetDatum(weights);
+	values[14] = DirectFunctionCall1(jsonb_in, CStringGetDatum(row->history ? row->history : "[]"));
+	values[15] = row->parent ? CStringGetTextDatum(row->parent) : (Datum) 0;
+	if (row->parent == NULL)
+		nulls[15] = 'n';
 
-	stmt = psprintf(sql, row->replace ? update : "NOTHING");
-	ret = SPI_execute_with_args(stmt, 14, argtypes, values, nulls, false, 0);
+	stmt = psprintf(sql, v02 ? ", history, parent" : "", v02 ? ", $15, $16" : "",
+					row->replace ? psprintf(update, v02 ? ", history = EXCLUDED.history, "
+											"parent = EXCLUDED.parent" : "") : "NOTHING");
+	ret = SPI_execute_with_args(stmt, v02 ? 16 : 14, argtypes, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));
 	pfree(weights);

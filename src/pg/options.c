@@ -1,8 +1,12 @@
 /*
  * options.c
- *		The jsonb options of rnnlm_train: every key is checked for its type and
- *		range, unknown keys are refused, and the defaults that depend on the
- *		tokenizer are filled in.
+ *		The jsonb options of rnnlm_train and rnnlm_train_async, from one table.
+ *
+ * Every option is one row of opt_specs: its key, its type, where it lives in
+ * RnnlmOptions, its default, its range or choices, and whether it is stored
+ * with the model.  Parsing, defaults, range errors and the jsonb echo kept in
+ * rnnlm.models all read that row, so a new option is one row (plus the code
+ * that uses it).  Unknown keys are refused.
  */
 #include "rnnlm_pg.h"
 
@@ -10,58 +14,147 @@
 
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/numeric.h"
 
 typedef enum OptKind
 {
-	OPT_INT,
-	OPT_REAL,
-	OPT_BOOL,
-	OPT_ENUM
+	OPT_INT,					/* int32, or int64 for "seed" */
+	OPT_REAL,					/* double */
+	OPT_BOOL,					/* bool */
+	OPT_ENUM,					/* int32 index into choices' values */
+	OPT_NAME					/* char *, a model name */
 } OptKind;
+
+typedef struct OptChoice
+{
+	const char *name;
+	int			value;
+} OptChoice;
 
 typedef struct OptSpec
 {
 	const char *key;
 	OptKind		kind;
+	size_t		offset;			/* of the field in RnnlmOptions */
+	double		def;			/* the default (OPT_ENUM: its value) */
 	double		min;
 	double		max;
 	bool		min_open;		/* min itself is not allowed */
-	const char *choices;		/* OPT_ENUM: "a, b, c" */
+	const OptChoice *choices;	/* OPT_ENUM, ended by a NULL name */
+	bool		stored;			/* part of rnnlm.models.options */
 } OptSpec;
 
-static const OptSpec opt_specs[] = {
-	{"cell", OPT_ENUM, 0, 0, false, "lstm, gru, rnn"},
-	{"tokenizer", OPT_ENUM, 0, 0, false, "word, char"},
-	{"max_vocab", OPT_INT, 0, RL_MAX_VOCAB - RL_NUM_SPECIAL, false, NULL},
-	{"lowercase", OPT_BOOL, 0, 0, false, NULL},
-	{"embedding_dim", OPT_INT, 1, RL_MAX_EMBED, false, NULL},
-	{"hidden_size", OPT_INT, 1, RL_MAX_HIDDEN, false, NULL},
-	{"num_layers", OPT_INT, 1, RL_MAX_LAYERS, false, NULL},
-	{"dropout", OPT_REAL, 0, 0.95, false, NULL},
-	{"epochs", OPT_INT, 1, 100000, false, NULL},
-	{"batch_size", OPT_INT, 1, 4096, false, NULL},
-	{"seq_len", OPT_INT, 1, 10000, false, NULL},
-	{"learning_rate", OPT_REAL, 0, 10, true, NULL},
-	{"clip_norm", OPT_REAL, 0, 1e6, false, NULL},
-	{"validation_fraction", OPT_REAL, 0, 0.9, false, NULL},
-	{"seed", OPT_INT, 0, 9007199254740992.0, false, NULL},
-	{"replace", OPT_BOOL, 0, 0, false, NULL},
+static const OptChoice cell_choices[] = {
+	{"lstm", RL_CELL_LSTM}, {"gru", RL_CELL_GRU}, {"rnn", RL_CELL_RNN}, {NULL, 0}
+};
+static const OptChoice tokenizer_choices[] = {
+	{"word", RL_TOK_WORD}, {"char", RL_TOK_CHAR}, {NULL, 0}
 };
 
-#define N_OPTS (sizeof(opt_specs) / sizeof(opt_specs[0]))
+#define OFF(field) offsetof(RnnlmOptions, field)
+
+/*
+ * The options.  The defaults of max_vocab and lowercase depend on the
+ * tokenizer, and keep_best's on whether there is validation data: those
+ * are settled in rnnlm_parse_options and when the data is read.
+ */
+static const OptSpec opt_specs[] = {
+	{"cell", OPT_ENUM, OFF(cell), RL_CELL_LSTM, 0, 0, false, cell_choices, true},
+	{"tokenizer", OPT_ENUM, OFF(tokenizer), RL_TOK_WORD, 0, 0, false, tokenizer_choices, true},
+	{"max_vocab", OPT_INT, OFF(max_vocab), 10000, 0, RL_MAX_VOCAB - RL_NUM_SPECIAL, false, NULL, true},
+	{"lowercase", OPT_BOOL, OFF(lowercase), 1, 0, 0, false, NULL, true},
+	{"embedding_dim", OPT_INT, OFF(embedding_dim), 256, 1, RL_MAX_EMBED, false, NULL, true},
+	{"hidden_size", OPT_INT, OFF(hidden_size), 512, 1, RL_MAX_HIDDEN, false, NULL, true},
+	{"num_layers", OPT_INT, OFF(num_layers), 2, 1, RL_MAX_LAYERS, false, NULL, true},
+	{"dropout", OPT_REAL, OFF(dropout), 0.0, 0, 0.95, false, NULL, true},
+	{"epochs", OPT_INT, OFF(epochs), 10, 1, 100000, false, NULL, true},
+	{"batch_size", OPT_INT, OFF(batch_size), 32, 1, 4096, false, NULL, true},
+	{"seq_len", OPT_INT, OFF(seq_len), 35, 1, 10000, false, NULL, true},
+	{"learning_rate", OPT_REAL, OFF(learning_rate), 0.001, 0, 10, true, NULL, true},
+	{"clip_norm", OPT_REAL, OFF(clip_norm), 5.0, 0, 1e6, false, NULL, true},
+	{"validation_fraction", OPT_REAL, OFF(validation_fraction), 0.1, 0, 0.9, false, NULL, true},
+	{"seed", OPT_INT, OFF(seed), 42, 0, 9007199254740992.0, false, NULL, true},
+	{"forget_bias", OPT_REAL, OFF(forget_bias), RNNLM_DEFAULT_FORGET_BIAS, -100, 100, false, NULL, true},
+	{"keep_best", OPT_BOOL, OFF(keep_best), 1, 0, 0, false, NULL, true},
+	{"early_stopping_patience", OPT_INT, OFF(early_stopping_patience), 0, 0, 100000, false, NULL, true},
+	{"lr_decay", OPT_REAL, OFF(lr_decay), 1.0, 0, 1, true, NULL, true},
+	{"lr_patience", OPT_INT, OFF(lr_patience), 1, 1, 100000, false, NULL, true},
+	{"init_from", OPT_NAME, OFF(init_from), 0, 0, 0, false, NULL, true},
+	{"checkpoint_minutes", OPT_REAL, OFF(checkpoint_minutes), 10, 0, 10080, true, NULL, true},
+	{"replace", OPT_BOOL, OFF(replace), 0, 0, 0, false, NULL, false},
+};
+
+#define N_OPTS ((int) (sizeof(opt_specs) / sizeof(opt_specs[0])))
+
+StaticAssertDecl(sizeof(opt_specs) / sizeof(opt_specs[0]) <= 64,
+				 "RnnlmOptions.given has one bit per option");
+
+/* The field of opts that spec describes. */
+static void *
+field(RnnlmOptions *opts, const OptSpec *spec)
+{
+	return (char *) opts + spec->offset;
+}
+
+/* The row of a key, or -1. */
+static int
+find_spec(const char *key)
+{
+	int			i;
+
+	for (i = 0; i < N_OPTS; i++)
+		if (strcmp(key, opt_specs[i].key) == 0)
+			return i;
+	return -1;
+}
+
+/* Whether the caller set the option (rather than taking its default). */
+bool
+rnnlm_option_given(const RnnlmOptions *opts, const char *key)
+{
+	int			i = find_spec(key);
+
+	Assert(i >= 0);
+	return (opts->given & ((uint64) 1 << i)) != 0;
+}
 
 /* The list of valid keys, for error hints. */
 static char *
 valid_keys(void)
 {
 	StringInfoData s;
-	size_t		i;
+	int			i;
 
 	initStringInfo(&s);
 	for (i = 0; i < N_OPTS; i++)
 		appendStringInfo(&s, "%s%s", i ? ", " : "", opt_specs[i].key);
 	return s.data;
+}
+
+/* "a, b, c": the choices of an enum option. */
+static char *
+choice_list(const OptSpec *spec)
+{
+	StringInfoData s;
+	const OptChoice *c;
+
+	initStringInfo(&s);
+	for (c = spec->choices; c->name; c++)
+		appendStringInfo(&s, "%s%s", c == spec->choices ? "" : ", ", c->name);
+	return s.data;
+}
+
+/* The name of an enum option's value. */
+static const char *
+choice_name(const OptSpec *spec, int value)
+{
+	const OptChoice *c;
+
+	for (c = spec->choices; c->name; c++)
+		if (c->value == value)
+			return c->name;
+	return "?";
 }
 
 /* Raises the standard error for a value outside its range. */
@@ -80,136 +173,127 @@ range_error(const OptSpec *spec)
 					spec->min, spec->max)));
 }
 
+/* Stores a number into an OPT_INT or OPT_REAL field. */
+static void
+set_number(RnnlmOptions *opts, const OptSpec *spec, double num)
+{
+	if (spec->kind == OPT_REAL)
+		*(double *) field(opts, spec) = num;
+	else if (spec->offset == OFF(seed))
+		*(int64 *) field(opts, spec) = (int64) num;
+	else
+		*(int32 *) field(opts, spec) = (int32) num;
+}
+
+/* A jsonb number as a double, checked against the option's range. */
+static double
+checked_number(const OptSpec *spec, JsonbValue *v)
+{
+	double		num;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm option \"%s\" must be a number", spec->key)));
+	/* through text: a value beyond float8's range becomes +-inf or 0 */
+	num = strtod(DatumGetCString(DirectFunctionCall1(numeric_out,
+													 NumericGetDatum(v->val.numeric))),
+				 NULL);
+	if (isnan(num) || num < spec->min || num > spec->max ||
+		(spec->min_open && num <= spec->min) ||
+		(spec->kind == OPT_INT && num != floor(num)))
+		range_error(spec);
+	return num;
+}
+
+/* A jsonb string, or the option's type error. */
+static char *
+checked_string(const OptSpec *spec, JsonbValue *v)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm option \"%s\" must be a string%s%s", spec->key,
+						spec->choices ? ", one of: " : "",
+						spec->choices ? choice_list(spec) : "")));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
 /* Checks one key's value and stores it into opts. */
 static void
-set_option(RnnlmOptions *opts, const OptSpec *spec, JsonbValue *v,
-		   bool *lowercase_set, bool *max_vocab_set)
+set_option(RnnlmOptions *opts, const OptSpec *spec, JsonbValue *v)
 {
-	double		num = 0;
-	bool		flag = false;
-	char	   *str = NULL;
+	char	   *str;
+	const OptChoice *c;
 
 	switch (spec->kind)
 	{
 		case OPT_INT:
 		case OPT_REAL:
-			if (v->type != jbvNumeric)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("rnnlm option \"%s\" must be a number", spec->key)));
-			/* through text: a value beyond float8's range becomes +-inf or 0 */
-			num = strtod(DatumGetCString(DirectFunctionCall1(numeric_out,
-															 NumericGetDatum(v->val.numeric))),
-						 NULL);
-			if (isnan(num) || num < spec->min || num > spec->max ||
-				(spec->min_open && num <= spec->min) ||
-				(spec->kind == OPT_INT && num != floor(num)))
-				range_error(spec);
+			set_number(opts, spec, checked_number(spec, v));
 			break;
 		case OPT_BOOL:
 			if (v->type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("rnnlm option \"%s\" must be true or false", spec->key)));
-			flag = v->val.boolean;
+			*(bool *) field(opts, spec) = v->val.boolean;
 			break;
 		case OPT_ENUM:
-			if (v->type != jbvString)
+			str = checked_string(spec, v);
+			for (c = spec->choices; c->name; c++)
+				if (strcmp(str, c->name) == 0)
+					break;
+			if (c->name == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("rnnlm option \"%s\" must be a string, one of: %s",
-								spec->key, spec->choices)));
-			str = pnstrdup(v->val.string.val, v->val.string.len);
+						 errmsg("rnnlm option \"%s\" has invalid value \"%s\"", spec->key, str),
+						 errhint("Valid values are: %s.", choice_list(spec))));
+			*(int32 *) field(opts, spec) = c->value;
+			break;
+		case OPT_NAME:
+			str = checked_string(spec, v);
+			*(char **) field(opts, spec) =
+				rnnlm_check_name(CStringGetTextDatum(str), false);
 			break;
 	}
+}
 
-	if (strcmp(spec->key, "cell") == 0)
-	{
-		if (strcmp(str, "lstm") == 0)
-			opts->cell = RL_CELL_LSTM;
-		else if (strcmp(str, "gru") == 0)
-			opts->cell = RL_CELL_GRU;
-		else if (strcmp(str, "rnn") == 0)
-			opts->cell = RL_CELL_RNN;
-		else
-			goto bad_choice;
-	}
-	else if (strcmp(spec->key, "tokenizer") == 0)
-	{
-		if (strcmp(str, "word") == 0)
-			opts->tokenizer = RL_TOK_WORD;
-		else if (strcmp(str, "char") == 0)
-			opts->tokenizer = RL_TOK_CHAR;
-		else
-			goto bad_choice;
-	}
-	else if (strcmp(spec->key, "max_vocab") == 0)
-	{
-		opts->max_vocab = (int32) num;
-		*max_vocab_set = true;
-	}
-	else if (strcmp(spec->key, "lowercase") == 0)
-	{
-		opts->lowercase = flag;
-		*lowercase_set = true;
-	}
-	else if (strcmp(spec->key, "embedding_dim") == 0)
-		opts->embedding_dim = (int32) num;
-	else if (strcmp(spec->key, "hidden_size") == 0)
-		opts->hidden_size = (int32) num;
-	else if (strcmp(spec->key, "num_layers") == 0)
-		opts->num_layers = (int32) num;
-	else if (strcmp(spec->key, "dropout") == 0)
-		opts->dropout = num;
-	else if (strcmp(spec->key, "epochs") == 0)
-		opts->epochs = (int32) num;
-	else if (strcmp(spec->key, "batch_size") == 0)
-		opts->batch_size = (int32) num;
-	else if (strcmp(spec->key, "seq_len") == 0)
-		opts->seq_len = (int32) num;
-	else if (strcmp(spec->key, "learning_rate") == 0)
-		opts->learning_rate = num;
-	else if (strcmp(spec->key, "clip_norm") == 0)
-		opts->clip_norm = num;
-	else if (strcmp(spec->key, "validation_fraction") == 0)
-		opts->validation_fraction = num;
-	else if (strcmp(spec->key, "seed") == 0)
-		opts->seed = (int64) num;
-	else if (strcmp(spec->key, "replace") == 0)
-		opts->replace = flag;
-	return;
+/* Sets every option to its default. */
+static void
+set_defaults(RnnlmOptions *opts)
+{
+	int			i;
 
-bad_choice:
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("rnnlm option \"%s\" has invalid value \"%s\"", spec->key, str),
-			 errhint("Valid values are: %s.", spec->choices)));
+	memset(opts, 0, sizeof(*opts));
+	for (i = 0; i < N_OPTS; i++)
+	{
+		const OptSpec *spec = &opt_specs[i];
+
+		switch (spec->kind)
+		{
+			case OPT_INT:
+			case OPT_REAL:
+				set_number(opts, spec, spec->def);
+				break;
+			case OPT_BOOL:
+				*(bool *) field(opts, spec) = spec->def != 0;
+				break;
+			case OPT_ENUM:
+				*(int32 *) field(opts, spec) = (int32) spec->def;
+				break;
+			case OPT_NAME:
+				*(char **) field(opts, spec) = NULL;
+				break;
+		}
+	}
 }
 
 /* Parses and validates the options object (NULL = all defaults). */
 void
 rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
 {
-	bool		lowercase_set = false;
-	bool		max_vocab_set = false;
-
-	opts->cell = RL_CELL_LSTM;
-	opts->tokenizer = RL_TOK_WORD;
-	opts->max_vocab = 10000;
-	opts->lowercase = true;
-	opts->embedding_dim = 256;
-	opts->hidden_size = 512;
-	opts->num_layers = 2;
-	opts->dropout = 0.0;
-	opts->epochs = 10;
-	opts->batch_size = 32;
-	opts->seq_len = 35;
-	opts->learning_rate = 0.001;
-	opts->clip_norm = 5.0;
-	opts->validation_fraction = 0.1;
-	opts->seed = 42;
-	opts->replace = false;
-
+	set_defaults(opts);
 	if (options != NULL)
 	{
 		JsonbIterator *it;
@@ -225,31 +309,68 @@ rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		{
 			char	   *key;
-			size_t		i;
+			int			i;
 
 			if (tok != WJB_KEY)
 				continue;
 			key = pnstrdup(v.val.string.val, v.val.string.len);
 			tok = JsonbIteratorNext(&it, &v, true);
-			for (i = 0; i < N_OPTS; i++)
-				if (strcmp(key, opt_specs[i].key) == 0)
-					break;
-			if (i == N_OPTS)
+			i = find_spec(key);
+			if (i < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown rnnlm option \"%s\"", key),
 						 errhint("Valid options are: %s.", valid_keys())));
-			set_option(opts, &opt_specs[i], &v, &lowercase_set, &max_vocab_set);
+			set_option(opts, &opt_specs[i], &v);
+			opts->given |= (uint64) 1 << i;
 		}
 	}
 
 	/* defaults that depend on the tokenizer */
 	if (opts->tokenizer == RL_TOK_CHAR)
 	{
-		if (!max_vocab_set)
+		if (!rnnlm_option_given(opts, "max_vocab"))
 			opts->max_vocab = 0;
-		if (!lowercase_set)
+		if (!rnnlm_option_given(opts, "lowercase"))
 			opts->lowercase = false;
+	}
+	if (opts->early_stopping_patience > 0 && opts->validation_fraction == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm option \"early_stopping_patience\" needs validation data"),
+				 errhint("Set validation_fraction above 0.")));
+}
+
+/* Appends "key": value of one option to a JSON object under construction. */
+static void
+append_option(StringInfo s, RnnlmOptions *opts, const OptSpec *spec)
+{
+	void	   *f = field(opts, spec);
+
+	appendStringInfo(s, "%s\"%s\": ", s->len > 1 ? ", " : "", spec->key);
+	switch (spec->kind)
+	{
+		case OPT_INT:
+			if (spec->offset == OFF(seed))
+				appendStringInfo(s, INT64_FORMAT, *(int64 *) f);
+			else
+				appendStringInfo(s, "%d", *(int32 *) f);
+			break;
+		case OPT_REAL:
+			appendStringInfo(s, "%.15g", *(double *) f);
+			break;
+		case OPT_BOOL:
+			appendStringInfoString(s, *(bool *) f ? "true" : "false");
+			break;
+		case OPT_ENUM:
+			appendStringInfo(s, "\"%s\"", choice_name(spec, *(int32 *) f));
+			break;
+		case OPT_NAME:
+			if (*(char **) f)
+				escape_json(s, *(char **) f);
+			else
+				appendStringInfoString(s, "null");
+			break;
 	}
 }
 
@@ -258,19 +379,31 @@ Jsonb *
 rnnlm_options_to_jsonb(const RnnlmOptions *o)
 {
 	StringInfoData s;
+	int			i;
 
 	initStringInfo(&s);
-	appendStringInfo(&s,
-					 "{\"cell\": \"%s\", \"tokenizer\": \"%s\", \"max_vocab\": %d, "
-					 "\"lowercase\": %s, \"embedding_dim\": %d, \"hidden_size\": %d, "
-					 "\"num_layers\": %d, \"dropout\": %.15g, \"epochs\": %d, "
-					 "\"batch_size\": %d, \"seq_len\": %d, \"learning_rate\": %.15g, "
-					 "\"clip_norm\": %.15g, \"validation_fraction\": %.15g, "
-					 "\"seed\": " INT64_FORMAT "}",
-					 rl_cell_name(o->cell), rl_tokenizer_name(o->tokenizer),
-					 o->max_vocab, o->lowercase ? "true" : "false",
-					 o->embedding_dim, o->hidden_size, o->num_layers, o->dropout,
-					 o->epochs, o->batch_size, o->seq_len, o->learning_rate,
-					 o->clip_norm, o->validation_fraction, o->seed);
+	appendStringInfoChar(&s, '{');
+	for (i = 0; i < N_OPTS; i++)
+		if (opt_specs[i].stored)
+			append_option(&s, (RnnlmOptions *) o, &opt_specs[i]);
+	appendStringInfoChar(&s, '}');
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+}
+
+/* The core's training options from the SQL ones. */
+void
+rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to)
+{
+	memset(to, 0, sizeof(*to));
+	to->epochs = opts->epochs;
+	to->batch_size = opts->batch_size;
+	to->seq_len = opts->seq_len;
+	to->learning_rate = opts->learning_rate;
+	to->clip_norm = opts->clip_norm;
+	to->dropout = opts->dropout;
+	to->seed = (uint64_t) opts->seed;
+	to->keep_best = opts->keep_best;
+	to->patience = opts->early_stopping_patience;
+	to->lr_decay = opts->lr_decay;
+	to->lr_patience = opts->lr_patience;
 }

@@ -23,6 +23,7 @@
 /* GUCs (rnnlm.c) */
 extern int	rnnlm_threads;
 extern int	rnnlm_max_memory_mb;
+extern int	rnnlm_job_retention_min;
 
 #define RNNLM_MAX_MEMORY_BYTES() ((size_t) rnnlm_max_memory_mb << 20)
 
@@ -35,11 +36,17 @@ extern char *rnnlm_text_to_utf8(text *t, size_t *len);
 extern text *rnnlm_utf8_to_text(const char *s, size_t len);
 extern void rnnlm_append_json_real(StringInfo s, const char *key, double v);
 
-/* options.c: the jsonb options of rnnlm_train */
+/*
+ * The starting value of an LSTM's forget-gate bias, chosen by measurement
+ * (README, "forget_bias").
+ */
+#define RNNLM_DEFAULT_FORGET_BIAS 1.0
+
+/* options.c: the jsonb options of rnnlm_train, one table of specs */
 typedef struct RnnlmOptions
 {
-	rl_cell_kind cell;
-	rl_tokenizer_kind tokenizer;
+	int32		cell;			/* rl_cell_kind */
+	int32		tokenizer;		/* rl_tokenizer_kind */
 	int32		max_vocab;		/* 0 = unlimited */
 	bool		lowercase;
 	int32		embedding_dim;
@@ -53,14 +60,25 @@ typedef struct RnnlmOptions
 	double		clip_norm;
 	double		validation_fraction;
 	int64		seed;
+	double		forget_bias;
+	bool		keep_best;
+	int32		early_stopping_patience;
+	double		lr_decay;
+	int32		lr_patience;
+	char	   *init_from;		/* model name, or NULL */
+	double		checkpoint_minutes;
 	bool		replace;
+	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;
 
 extern void rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts);
+extern bool rnnlm_option_given(const RnnlmOptions *opts, const char *key);
 extern Jsonb *rnnlm_options_to_jsonb(const RnnlmOptions *opts);
+extern void rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to);
 
 /* spi_rows.c: reading a one-text-column query */
 typedef void (*rnnlm_row_fn) (void *arg, const char *utf8, size_t len);
+
 extern uint64 rnnlm_read_text_rows(const char *query, const char *what,
 								   rnnlm_row_fn fn, void *arg, uint64 *nonnull);
 
@@ -74,6 +92,8 @@ typedef struct RnnlmModelRow
 	const rl_train_result *result;
 	const uint8 *blob;
 	size_t		blob_len;
+	const char *history;		/* JSON array of epochs, or NULL */
+	const char *parent;			/* init_from, or NULL */
 } RnnlmModelRow;
 
 extern bool rnnlm_catalog_exists(const char *name);
@@ -82,6 +102,43 @@ extern int64 rnnlm_catalog_version(const char *name, bool *found);
 extern bytea *rnnlm_catalog_weights(const char *name, int64 *version, MemoryContext cxt);
 extern bool rnnlm_catalog_store(const RnnlmModelRow *row);
 extern bool rnnlm_catalog_delete(const char *name);
+
+/* train.c: one training, step by step (see there) */
+typedef struct RnnlmTraining
+{
+	const char *name;
+	RnnlmOptions opts;
+	MemoryContext cxt;			/* everything below lives here */
+	rl_env		env;
+	rl_builder *builder;
+	size_t		ndocs,
+				nval_docs;
+	rl_vocab   *vocab;			/* until the model owns it */
+	int32_t    *train,
+			   *val;
+	size_t		ntrain,
+				nval;
+	rl_model   *model;
+	rl_run	   *run;
+	rl_train_result res;
+	uint8_t    *blob;
+	size_t		blob_len;
+} RnnlmTraining;
+
+extern void rnnlm_training_init(RnnlmTraining *t, const char *name,
+								const RnnlmOptions *opts, MemoryContext parent,
+								bool notices);
+extern void rnnlm_training_check_target(RnnlmTraining *t);
+extern void rnnlm_training_load_parent(RnnlmTraining *t);
+extern void rnnlm_training_read(RnnlmTraining *t, const char *query);
+extern void rnnlm_training_start(RnnlmTraining *t);
+extern void rnnlm_training_run(RnnlmTraining *t);
+extern void rnnlm_training_finish(RnnlmTraining *t);
+extern char *rnnlm_training_history_json(RnnlmTraining *t);
+extern void rnnlm_training_store(RnnlmTraining *t);
+extern char *rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt);
+extern void rnnlm_training_free(RnnlmTraining *t);
+extern char *rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno);
 
 /* cache.c: models loaded once per backend */
 typedef struct RnnlmLoaded

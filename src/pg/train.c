@@ -1,13 +1,17 @@
 /*
  * train.c
- *		rnnlm_train(model_name, training_query, options): read the documents
- *		through SPI, build the vocabulary, train, store.
+ *		One training, step by step, shared by rnnlm_train (all of it in the
+ *		caller's statement), the background worker of rnnlm_train_async
+ *		(jobs.c: the steps in separate transactions) and rnnlm_tune; and
+ *		rnnlm_train itself.
  *
- * Everything the core allocates lives in one memory context that is
- * deleted on the way out, or with its parent if an ERROR (a cancel, a
- * timeout) unwinds through here.  The model row is written only at the end,
- * in the caller's transaction, so a failed or cancelled call leaves the
- * table as it was.
+ * The steps: check the target name, load the model to fine-tune from, read
+ * the rows and build the token streams, size and create the model and the
+ * run, train, finish (the kept epoch's weights, serialised), store.  Every
+ * allocation of the core lives in the training's own memory context, which
+ * rnnlm_training_free deletes, or its parent if an ERROR (a cancel, a
+ * timeout) unwinds first.  Callers are SPI-connected for the steps that
+ * read or write tables.
  */
 #include "rnnlm_pg.h"
 
@@ -25,20 +29,115 @@ PG_FUNCTION_INFO_V1(rnnlm_train);
 /* Bytea values are limited to 1 GB. */
 #define MAX_BLOB_BYTES ((size_t) MaxAllocSize - VARHDRSZ)
 
-typedef struct TrainInput
+/* Sets up a training of the model name with checked options. */
+void
+rnnlm_training_init(RnnlmTraining *t, const char *name, const RnnlmOptions *opts,
+					MemoryContext parent, bool notices)
 {
-	rl_env	   *env;
-	rl_builder *builder;
-} TrainInput;
+	memset(t, 0, sizeof(*t));
+	t->name = name;
+	t->opts = *opts;
+	t->cxt = AllocSetContextCreate(parent, "rnnlm training", ALLOCSET_DEFAULT_SIZES);
+	rnnlm_env_init(&t->env, t->cxt, notices);
+}
+
+/* Frees everything the training holds. */
+void
+rnnlm_training_free(RnnlmTraining *t)
+{
+	if (t->cxt)
+		MemoryContextDelete(t->cxt);
+	t->cxt = NULL;
+}
+
+/* The error for a name that is taken and not to be replaced. */
+static void
+raise_exists(const char *name, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("rnnlm model \"%s\" already exists", name),
+			 detail ? errdetail("%s", detail) : 0,
+			 errhint("Pass {\"replace\": true} to replace it, or drop it with rnnlm_drop().")));
+}
+
+/* Checks that the model may be stored: new, or replaceable by this role. */
+void
+rnnlm_training_check_target(RnnlmTraining *t)
+{
+	if (t->opts.replace)
+		rnnlm_catalog_check_owner(t->name);
+	else if (rnnlm_catalog_exists(t->name))
+		raise_exists(t->name, NULL);
+}
+
+/* Raises an ERROR when an architecture option given differs from the parent's. */
+static void
+check_inherited(const RnnlmTraining *t, const char *key, long given, long parent)
+{
+	if (rnnlm_option_given(&t->opts, key) && given != parent)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm option \"%s\" does not match the model \"%s\" to fine-tune from",
+						key, t->opts.init_from),
+				 errdetail("It is %ld there and %ld here.", parent, given),
+				 errhint("Leave the architecture options out with init_from: they are the parent's.")));
+}
+
+/*
+ * With init_from: loads that model (one the caller may use) as the starting
+ * weights and vocabulary, and takes its architecture into the options.
+ */
+void
+rnnlm_training_load_parent(RnnlmTraining *t)
+{
+	RnnlmOptions *o = &t->opts;
+	bytea	   *weights;
+	int64		stamp;
+	rl_config  *c;
+
+	if (o->init_from == NULL)
+		return;
+	weights = rnnlm_catalog_weights(o->init_from, &stamp, t->cxt);
+	if (weights == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" does not exist", o->init_from),
+				 errdetail("It is the init_from of model \"%s\".", t->name),
+				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
+	if (rl_model_deserialize(&t->env, (const uint8_t *) VARDATA_ANY(weights),
+							 VARSIZE_ANY_EXHDR(weights), &t->model) != RL_OK)
+		rnnlm_raise(&t->env, "loading the model to fine-tune from");
+	pfree(weights);
+	c = &t->model->cfg;
+	if (rnnlm_option_given(o, "max_vocab"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm option \"max_vocab\" cannot be used with init_from"),
+				 errdetail("A fine-tuned model keeps the vocabulary of \"%s\".", o->init_from)));
+	check_inherited(t, "cell", o->cell, c->cell);
+	check_inherited(t, "tokenizer", o->tokenizer, c->tokenizer);
+	check_inherited(t, "lowercase", o->lowercase, c->lowercase);
+	check_inherited(t, "embedding_dim", o->embedding_dim, c->embedding_dim);
+	check_inherited(t, "hidden_size", o->hidden_size, c->hidden_size);
+	check_inherited(t, "num_layers", o->num_layers, c->num_layers);
+	o->cell = c->cell;
+	o->tokenizer = c->tokenizer;
+	o->lowercase = c->lowercase;
+	o->max_vocab = c->vocab_size - RL_NUM_SPECIAL;
+	o->embedding_dim = c->embedding_dim;
+	o->hidden_size = c->hidden_size;
+	o->num_layers = c->num_layers;
+}
 
 /* Row callback: adds one document to the builder. */
 static void
 add_document(void *arg, const char *utf8, size_t len)
 {
-	TrainInput *in = arg;
+	RnnlmTraining *t = arg;
 
-	if (rl_builder_add(in->builder, utf8, len) != RL_OK)
-		rnnlm_raise(in->env, "reading the training data");
+	if (rl_builder_add(t->builder, utf8, len) != RL_OK)
+		rnnlm_raise(&t->env, "reading the training data");
 }
 
 /* How many of ndocs documents to hold out for validation. */
@@ -57,61 +156,20 @@ validation_docs(double fraction, size_t ndocs)
 	return k;
 }
 
-/* Trains a model on the rows of a query and stores it. */
-Datum
-rnnlm_train(PG_FUNCTION_ARGS)
+/*
+ * Runs the training query and turns its rows into the training and
+ * validation token streams (with the parent's vocabulary when fine-tuning).
+ */
+void
+rnnlm_training_read(RnnlmTraining *t, const char *query)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
-	char	   *query;
-	RnnlmOptions opts;
-	MemoryContext cxt;
-	rl_env		env;
-	TrainInput	in;
 	uint64		rows,
 				nonnull;
-	size_t		ndocs,
-				nval_docs,
-				ntrain,
-				nval,
-				nparams,
-				est;
-	rl_vocab   *vocab;
-	int32_t    *train,
-			   *val;
-	rl_config	cfg;
-	rl_model   *model;
-	rl_train_opts to;
-	rl_train_result res;
-	uint8_t    *blob;
-	size_t		blob_len;
-	RnnlmModelRow row;
-	StringInfoData s;
+	rl_status	st;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("training query must not be NULL")));
-	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	PreventCommandIfReadOnly("rnnlm_train()");
-	rnnlm_parse_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
-	rnnlm_prepare_blas();
-
-	SPI_connect();
-	if (opts.replace)
-		rnnlm_catalog_check_owner(name);
-	else if (rnnlm_catalog_exists(name))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("rnnlm model \"%s\" already exists", name),
-				 errhint("Pass {\"replace\": true} to replace it, or drop it with rnnlm_drop().")));
-
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm train",
-								ALLOCSET_DEFAULT_SIZES);
-	rnnlm_env_init(&env, cxt, true);
-	if (rl_builder_create(&env, opts.tokenizer, opts.lowercase, &in.builder) != RL_OK)
-		rnnlm_raise(&env, "starting training");
-	in.env = &env;
-	rows = rnnlm_read_text_rows(query, "training query", add_document, &in, &nonnull);
+	if (rl_builder_create(&t->env, t->opts.tokenizer, t->opts.lowercase, &t->builder) != RL_OK)
+		rnnlm_raise(&t->env, "starting training");
+	rows = rnnlm_read_text_rows(query, "training query", add_document, t, &nonnull);
 	if (rows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -122,26 +180,36 @@ rnnlm_train(PG_FUNCTION_ARGS)
 				 errmsg("the training query returned only NULL values"),
 				 errhint("NULL rows are skipped; there is no text to learn from.")));
 
-	ndocs = rl_builder_documents(in.builder);
-	nval_docs = validation_docs(opts.validation_fraction, ndocs);
-	if (rl_builder_finish(in.builder, nval_docs, opts.max_vocab, &vocab,
-						  &train, &ntrain, &val, &nval) != RL_OK)
-		rnnlm_raise(&env, "building the vocabulary");
-	rl_builder_free(in.builder);
-	if (ntrain < 3)
+	t->ndocs = rl_builder_documents(t->builder);
+	t->nval_docs = validation_docs(t->opts.validation_fraction, t->ndocs);
+	if (t->model)
+		st = rl_builder_finish_vocab(t->builder, t->nval_docs, t->model->vocab,
+									 &t->train, &t->ntrain, &t->val, &t->nval);
+	else
+		st = rl_builder_finish(t->builder, t->nval_docs, t->opts.max_vocab, &t->vocab,
+							   &t->train, &t->ntrain, &t->val, &t->nval);
+	if (st != RL_OK)
+		rnnlm_raise(&t->env, "building the vocabulary");
+	rl_builder_free(t->builder);
+	t->builder = NULL;
+	if (t->ntrain < 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("the training data has too few tokens (%zu)", ntrain - 1),
+				 errmsg("the training data has too few tokens (%zu)", t->ntrain - 1),
 				 errhint("Rows that are empty or only punctuation contain no tokens for the word tokenizer.")));
+}
 
-	cfg.cell = opts.cell;
-	cfg.tokenizer = opts.tokenizer;
-	cfg.lowercase = opts.lowercase;
-	cfg.vocab_size = vocab->size;
-	cfg.embedding_dim = opts.embedding_dim;
-	cfg.hidden_size = opts.hidden_size;
-	cfg.num_layers = opts.num_layers;
-	if (rl_config_nparams(&env, &cfg, &nparams) != RL_OK)
+/* Refuses a model or run that exceeds what may be stored or rnnlm.max_memory. */
+static void
+check_limits(const RnnlmTraining *t, const rl_config *cfg, const rl_vocab *vocab,
+			 const rl_train_opts *to)
+{
+	size_t		nparams,
+				est,
+				need;
+	rl_env		env = t->env;
+
+	if (rl_config_nparams(&env, cfg, &nparams) != RL_OK)
 		rnnlm_raise(&env, "sizing the model");
 	est = nparams * 4 + (size_t) vocab->offsets[vocab->size] + 4 * (size_t) vocab->size + 64;
 	if (nparams > MAX_BLOB_BYTES / 4 || est > MAX_BLOB_BYTES)
@@ -150,69 +218,190 @@ rnnlm_train(PG_FUNCTION_ARGS)
 				 errmsg("rnnlm model would take %zu MB, over the 1 GB a stored model may take",
 						est >> 20),
 				 errhint("Lower hidden_size, embedding_dim, num_layers or max_vocab.")));
-
-	{
-		size_t		need = rl_train_memory(&cfg, opts.batch_size, opts.seq_len, opts.dropout);
-
-		if (need > RNNLM_MAX_MEMORY_BYTES())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("rnnlm training would need %zu MB, more than rnnlm.max_memory (%d MB)",
-							(need + (1 << 20) - 1) >> 20, rnnlm_max_memory_mb),
-					 errhint("Lower hidden_size, embedding_dim, num_layers, max_vocab, batch_size or seq_len, or ask a superuser to raise rnnlm.max_memory.")));
-	}
-	if (rl_model_create(&env, &cfg, vocab, &model) != RL_OK)
-		rnnlm_raise(&env, "creating the model");
-	rl_model_init_weights(model, (uint64_t) opts.seed, 1.0f);
-
-	to.epochs = opts.epochs;
-	to.batch_size = opts.batch_size;
-	to.seq_len = opts.seq_len;
-	to.learning_rate = opts.learning_rate;
-	to.clip_norm = opts.clip_norm;
-	to.dropout = opts.dropout;
-	to.seed = (uint64_t) opts.seed;
-	if (rl_train(&env, model, train, ntrain, val, nval, &to, &res) != RL_OK)
-		rnnlm_raise(&env, "training");
-
-	if (rl_model_serialize(&env, model, &blob, &blob_len) != RL_OK)
-		rnnlm_raise(&env, "serializing the model");
-
-	row.name = name;
-	row.replace = opts.replace;
-	row.opts = &opts;
-	row.model = model;
-	row.result = &res;
-	row.blob = blob;
-	row.blob_len = blob_len;
-	if (!rnnlm_catalog_store(&row))
+	need = rl_run_memory(cfg, to);
+	if (need > RNNLM_MAX_MEMORY_BYTES())
 		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("rnnlm model \"%s\" already exists", name),
-				 errdetail("Another session stored it while this one was training, or it belongs to a role whose models you cannot see."),
-				 errhint("Pass {\"replace\": true} to replace it.")));
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("rnnlm training would need %zu MB, more than rnnlm.max_memory (%d MB)",
+						(need + (1 << 20) - 1) >> 20, rnnlm_max_memory_mb),
+				 errhint("Lower hidden_size, embedding_dim, num_layers, max_vocab, batch_size or seq_len, or ask a superuser to raise rnnlm.max_memory.")));
+}
 
-	/* the summary is built after SPI_finish, in the caller's context */
-	MemoryContextDelete(cxt);
-	SPI_finish();
+/* Creates the model (unless fine-tuning) and the training run. */
+void
+rnnlm_training_start(RnnlmTraining *t)
+{
+	rl_train_opts to;
+	rl_config	cfg;
+
+	rnnlm_core_train_opts(&t->opts, &to);
+	if (t->model == NULL)
+	{
+		cfg.cell = t->opts.cell;
+		cfg.tokenizer = t->opts.tokenizer;
+		cfg.lowercase = t->opts.lowercase;
+		cfg.vocab_size = t->vocab->size;
+		cfg.embedding_dim = t->opts.embedding_dim;
+		cfg.hidden_size = t->opts.hidden_size;
+		cfg.num_layers = t->opts.num_layers;
+		check_limits(t, &cfg, t->vocab, &to);
+		if (rl_model_create(&t->env, &cfg, t->vocab, &t->model) != RL_OK)
+			rnnlm_raise(&t->env, "creating the model");
+		t->vocab = NULL;		/* the model's now */
+		rl_model_init_weights(t->model, (uint64_t) t->opts.seed, (float) t->opts.forget_bias);
+	}
+	else
+		check_limits(t, &t->model->cfg, t->model->vocab, &to);
+	if (rl_run_create(&t->env, t->model, t->train, t->ntrain, t->val, t->nval, &to,
+					  &t->run) != RL_OK)
+		rnnlm_raise(&t->env, "training");
+}
+
+/* Trains every remaining epoch in one go. */
+void
+rnnlm_training_run(RnnlmTraining *t)
+{
+	int			ended;
+
+	while (!rl_run_done(t->run))
+		if (rl_run_advance(t->run, INFINITY, &ended) != RL_OK)
+			rnnlm_raise(&t->env, "training");
+}
+
+/* Ends the run: the kept epoch's weights, serialised into t->blob. */
+void
+rnnlm_training_finish(RnnlmTraining *t)
+{
+	if (rl_run_finish(t->run, &t->res) != RL_OK)
+		rnnlm_raise(&t->env, "training");
+	if (rl_model_serialize(&t->env, t->model, &t->blob, &t->blob_len) != RL_OK)
+		rnnlm_raise(&t->env, "serializing the model");
+}
+
+/* The finished epochs as a jsonb array (rnnlm_training_history's rows). */
+char *
+rnnlm_training_history_json(RnnlmTraining *t)
+{
+	const rl_epoch_stats *h;
+	int32_t		n,
+				i;
+	StringInfoData s;
+
+	h = rl_run_history(t->run, &n);
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '[');
+	for (i = 0; i < n; i++)
+	{
+		appendStringInfo(&s, "%s{\"epoch\": %d", i ? ", " : "", h[i].epoch);
+		rnnlm_append_json_real(&s, "learning_rate", h[i].learning_rate);
+		rnnlm_append_json_real(&s, "train_loss", h[i].train_loss);
+		rnnlm_append_json_real(&s, "val_loss", h[i].val_loss);
+		rnnlm_append_json_real(&s, "seconds", h[i].seconds);
+		appendStringInfoChar(&s, '}');
+	}
+	appendStringInfoChar(&s, ']');
+	return s.data;
+}
+
+/* Stores the finished model under its name (callers are SPI-connected). */
+void
+rnnlm_training_store(RnnlmTraining *t)
+{
+	RnnlmModelRow row;
+
+	memset(&row, 0, sizeof(row));
+	row.name = t->name;
+	row.replace = t->opts.replace;
+	row.opts = &t->opts;
+	row.model = t->model;
+	row.result = &t->res;
+	row.blob = t->blob;
+	row.blob_len = t->blob_len;
+	row.history = rnnlm_training_history_json(t);
+	row.parent = t->opts.init_from;
+	if (!rnnlm_catalog_store(&row))
+		raise_exists(t->name, "Another session stored it while this one was training, or it belongs to a role whose models you cannot see.");
+}
+
+/* What rnnlm_train returns, as JSON text allocated in cxt. */
+char *
+rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	const rl_config *cfg = &t->model->cfg;
+	const rl_train_result *res = &t->res;
+	StringInfoData s;
 
 	initStringInfo(&s);
 	appendStringInfoString(&s, "{\"model\": ");
-	escape_json(&s, name);
+	escape_json(&s, t->name);
 	appendStringInfo(&s, ", \"cell\": \"%s\", \"tokenizer\": \"%s\"",
-					 rl_cell_name(cfg.cell), rl_tokenizer_name(cfg.tokenizer));
+					 rl_cell_name(cfg->cell), rl_tokenizer_name(cfg->tokenizer));
 	appendStringInfo(&s, ", \"vocab_size\": %d, \"parameters\": %zu, \"epochs\": %d",
-					 cfg.vocab_size, nparams, opts.epochs);
+					 cfg->vocab_size, t->model->nparams, t->opts.epochs);
+	appendStringInfo(&s, ", \"epochs_run\": %d, \"stopped_early\": %s, \"kept_epoch\": %d",
+					 res->epochs_run, res->stopped_early ? "true" : "false", res->kept_epoch);
+	if (res->best_epoch > 0)
+		appendStringInfo(&s, ", \"best_epoch\": %d", res->best_epoch);
+	else
+		appendStringInfoString(&s, ", \"best_epoch\": null");
 	appendStringInfo(&s, ", \"documents\": %zu, \"validation_documents\": %zu",
-					 ndocs, nval_docs);
+					 t->ndocs, t->nval_docs);
 	appendStringInfo(&s, ", \"train_tokens\": %zu, \"val_tokens\": %zu",
-					 res.train_tokens, res.val_tokens);
-	rnnlm_append_json_real(&s, "train_loss", res.train_loss);
-	rnnlm_append_json_real(&s, "val_loss", res.val_loss);
-	rnnlm_append_json_real(&s, "val_perplexity", exp(res.val_loss));
-	appendStringInfo(&s, ", \"size_bytes\": %zu", blob_len);
-	rnnlm_append_json_real(&s, "seconds", res.seconds);
-	rnnlm_append_json_real(&s, "tokens_per_second", res.tokens_per_second);
+					 res->train_tokens, res->val_tokens);
+	rnnlm_append_json_real(&s, "train_loss", res->train_loss);
+	rnnlm_append_json_real(&s, "val_loss", res->val_loss);
+	rnnlm_append_json_real(&s, "val_perplexity", exp(res->val_loss));
+	appendStringInfo(&s, ", \"size_bytes\": %zu", t->blob_len);
+	rnnlm_append_json_real(&s, "seconds", res->seconds);
+	rnnlm_append_json_real(&s, "tokens_per_second", res->tokens_per_second);
+	if (t->opts.init_from)
+	{
+		appendStringInfoString(&s, ", \"parent\": ");
+		escape_json(&s, t->opts.init_from);
+	}
 	appendStringInfoChar(&s, '}');
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+	MemoryContextSwitchTo(old);
+	return s.data;
+}
+
+/* The training query argument, which must not be NULL. */
+char *
+rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("training query must not be NULL")));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* rnnlm_train(model_name, training_query, options): trains and stores a model. */
+Datum
+rnnlm_train(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
+	MemoryContext caller = CurrentMemoryContext;
+	RnnlmOptions opts;
+	RnnlmTraining t;
+	char	   *summary;
+
+	PreventCommandIfReadOnly("rnnlm_train()");
+	rnnlm_parse_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
+	rnnlm_prepare_blas();
+
+	SPI_connect();
+	rnnlm_training_init(&t, name, &opts, CurrentMemoryContext, true);
+	rnnlm_training_check_target(&t);
+	rnnlm_training_load_parent(&t);
+	rnnlm_training_read(&t, query);
+	rnnlm_training_start(&t);
+	rnnlm_training_run(&t);
+	rnnlm_training_finish(&t);
+	rnnlm_training_store(&t);
+	summary = rnnlm_training_summary(&t, caller);
+	rnnlm_training_free(&t);
+	SPI_finish();
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(summary)));
 }

@@ -73,6 +73,7 @@ rnnlm_import(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (replace)
 		rnnlm_catalog_check_owner(name);
+	memset(&row, 0, sizeof(row));
 	row.name = name;
 	row.replace = replace;
 	row.opts = NULL;
