@@ -11,14 +11,18 @@
 
 EXTENSION = rnnlm
 MODULE_big = rnnlm
-DATA = sql/rnnlm--0.1.sql
+# sql/rnnlm--0.2.sql, the full script of the current version, is the 0.1
+# script followed by the 0.1 -> 0.2 upgrade, so that a new install and an
+# upgraded one are the same by construction (test/t/110_upgrade.t compares
+# their schemas).  It is kept in git and rebuilt when either part changes.
+DATA = sql/rnnlm--0.1.sql sql/rnnlm--0.1--0.2.sql sql/rnnlm--0.2.sql
 PGFILEDESC = "rnnlm - recurrent language models in SQL"
 
 CORE_SRCS = $(sort $(wildcard src/core/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
-REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly
+REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly rnnlm_training
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg
@@ -31,6 +35,13 @@ EXTRA_CLEAN = test/core/rnnlm_core_test test/core/rnnlm_core_test_asan
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/rnnlm--0.2.sql: sql/rnnlm--0.1.sql sql/rnnlm--0.1--0.2.sql
+	{ echo '/* rnnlm--0.2.sql: built by make from rnnlm--0.1.sql and rnnlm--0.1--0.2.sql; do not edit */'; \
+	  sed -e '1d' sql/rnnlm--0.1.sql; \
+	  sed -e '/^\\echo Use/d' sql/rnnlm--0.1--0.2.sql; } > $@
+
+all: sql/rnnlm--0.2.sql
 
 # The core is plain C: its unit tests build it again without Postgres.
 CORE_TEST_SRCS = $(CORE_SRCS) $(sort $(wildcard test/core/*.c))

@@ -109,6 +109,8 @@ find_spec(const char *key)
 	return -1;
 }
 
+static const char *choice_name(const OptSpec *spec, int value);
+
 /* Whether the caller set the option (rather than taking its default). */
 bool
 rnnlm_option_given(const RnnlmOptions *opts, const char *key)
@@ -143,6 +145,16 @@ choice_list(const OptSpec *spec)
 	for (c = spec->choices; c->name; c++)
 		appendStringInfo(&s, "%s%s", c == spec->choices ? "" : ", ", c->name);
 	return s.data;
+}
+
+/* The name of an enum option's value. */
+const char *
+rnnlm_option_choice_name(const char *key, int value)
+{
+	int			i = find_spec(key);
+
+	Assert(i >= 0 && opt_specs[i].kind == OPT_ENUM);
+	return choice_name(&opt_specs[i], value);
 }
 
 /* The name of an enum option's value. */
@@ -252,6 +264,12 @@ set_option(RnnlmOptions *opts, const OptSpec *spec, JsonbValue *v)
 			*(int32 *) field(opts, spec) = c->value;
 			break;
 		case OPT_NAME:
+			/* null is "none", so that stored options can be passed back */
+			if (v->type == jbvNull)
+			{
+				*(char **) field(opts, spec) = NULL;
+				break;
+			}
 			str = checked_string(spec, v);
 			*(char **) field(opts, spec) =
 				rnnlm_check_name(CStringGetTextDatum(str), false);

@@ -18,6 +18,9 @@ int			rnnlm_threads = 1;
 /* The most memory one model or one training run may take, in MB. */
 int			rnnlm_max_memory_mb = 4096;
 
+/* Finished jobs are removed this many minutes after they end; 0 = never. */
+int			rnnlm_job_retention_min = 30 * 24 * 60;
+
 void		_PG_init(void);
 
 /* Defines the GUCs; BLAS is loaded lazily at first use. */
@@ -40,6 +43,16 @@ _PG_init(void)
 							4096, 1, INT_MAX / 2,
 							PGC_SUSET,
 							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("rnnlm.job_retention",
+							"How long finished rnnlm training jobs stay in rnnlm.jobs.",
+							"A job that succeeded, failed or was cancelled is removed this long "
+							"after it ended, when its owner next submits or finishes a job; "
+							"0 keeps jobs until rnnlm_forget().",
+							&rnnlm_job_retention_min,
+							30 * 24 * 60, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rnnlm");
 }

@@ -40,7 +40,7 @@ extern void rnnlm_append_json_real(StringInfo s, const char *key, double v);
  * The starting value of an LSTM's forget-gate bias, chosen by measurement
  * (README, "forget_bias").
  */
-#define RNNLM_DEFAULT_FORGET_BIAS 1.0
+#define RNNLM_DEFAULT_FORGET_BIAS 0.0
 
 /* options.c: the jsonb options of rnnlm_train, one table of specs */
 typedef struct RnnlmOptions
@@ -73,12 +73,14 @@ typedef struct RnnlmOptions
 
 extern void rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts);
 extern bool rnnlm_option_given(const RnnlmOptions *opts, const char *key);
+extern const char *rnnlm_option_choice_name(const char *key, int value);
 extern Jsonb *rnnlm_options_to_jsonb(const RnnlmOptions *opts);
 extern void rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to);
 
 /* spi_rows.c: reading a one-text-column query */
 typedef void (*rnnlm_row_fn) (void *arg, const char *utf8, size_t len);
 
+extern void rnnlm_check_read_only_query(const char *query, const char *what);
 extern uint64 rnnlm_read_text_rows(const char *query, const char *what,
 								   rnnlm_row_fn fn, void *arg, uint64 *nonnull);
 

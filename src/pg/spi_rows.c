@@ -112,8 +112,8 @@ find_write(Node *node, char **detail)
  * and no FOR UPDATE/SHARE anywhere.  Only parses, so nothing of the query
  * runs before it passes.  what names the argument ("training query").
  */
-static void
-check_read_only_query(const char *query, const char *what)
+void
+rnnlm_check_read_only_query(const char *query, const char *what)
 {
 	ErrorContextCallback errcb;
 	List	   *stmts;
@@ -232,7 +232,7 @@ fetch_text_rows(SPIPlanPtr plan, const char *what,
  * what names the argument in errors ("training query").
  *
  * The query only reads, in two ways.  Before anything runs, it must parse as
- * exactly one read-only statement (check_read_only_query), so that a DELETE
+ * exactly one read-only statement (rnnlm_check_read_only_query), so that a DELETE
  * ... RETURNING, a data-modifying WITH or a second statement is refused
  * instead of executed.  Then it runs through a read-only cursor with the
  * transaction itself made read-only (XactReadOnly) for as long as the cursor
@@ -253,7 +253,7 @@ rnnlm_read_text_rows(const char *query, const char *what,
 	uint64		rows;
 
 	*nonnull = 0;
-	check_read_only_query(query, what);
+	rnnlm_check_read_only_query(query, what);
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
 		ereport(ERROR,

@@ -52,13 +52,13 @@ rnnlm_training_free(RnnlmTraining *t)
 
 /* The error for a name that is taken and not to be replaced. */
 static void
-raise_exists(const char *name, const char *detail)
+raise_exists(const char *name, const char *detail, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DUPLICATE_OBJECT),
 			 errmsg("rnnlm model \"%s\" already exists", name),
 			 detail ? errdetail("%s", detail) : 0,
-			 errhint("Pass {\"replace\": true} to replace it, or drop it with rnnlm_drop().")));
+			 errhint("%s", hint)));
 }
 
 /* Checks that the model may be stored: new, or replaceable by this role. */
@@ -68,20 +68,29 @@ rnnlm_training_check_target(RnnlmTraining *t)
 	if (t->opts.replace)
 		rnnlm_catalog_check_owner(t->name);
 	else if (rnnlm_catalog_exists(t->name))
-		raise_exists(t->name, NULL);
+		raise_exists(t->name, NULL,
+					 "Pass {\"replace\": true} to replace it, or drop it with rnnlm_drop().");
 }
 
 /* Raises an ERROR when an architecture option given differs from the parent's. */
 static void
-check_inherited(const RnnlmTraining *t, const char *key, long given, long parent)
+check_inherited(const RnnlmTraining *t, const char *key, const char *given,
+				const char *parent)
 {
-	if (rnnlm_option_given(&t->opts, key) && given != parent)
+	if (rnnlm_option_given(&t->opts, key) && strcmp(given, parent) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rnnlm option \"%s\" does not match the model \"%s\" to fine-tune from",
 						key, t->opts.init_from),
-				 errdetail("It is %ld there and %ld here.", parent, given),
+				 errdetail("It is %s there and %s here.", parent, given),
 				 errhint("Leave the architecture options out with init_from: they are the parent's.")));
+}
+
+/* The same for an integer option. */
+static void
+check_inherited_int(const RnnlmTraining *t, const char *key, int given, int parent)
+{
+	check_inherited(t, key, psprintf("%d", given), psprintf("%d", parent));
 }
 
 /*
@@ -115,12 +124,15 @@ rnnlm_training_load_parent(RnnlmTraining *t)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rnnlm option \"max_vocab\" cannot be used with init_from"),
 				 errdetail("A fine-tuned model keeps the vocabulary of \"%s\".", o->init_from)));
-	check_inherited(t, "cell", o->cell, c->cell);
-	check_inherited(t, "tokenizer", o->tokenizer, c->tokenizer);
-	check_inherited(t, "lowercase", o->lowercase, c->lowercase);
-	check_inherited(t, "embedding_dim", o->embedding_dim, c->embedding_dim);
-	check_inherited(t, "hidden_size", o->hidden_size, c->hidden_size);
-	check_inherited(t, "num_layers", o->num_layers, c->num_layers);
+	check_inherited(t, "cell", rnnlm_option_choice_name("cell", o->cell),
+					rnnlm_option_choice_name("cell", c->cell));
+	check_inherited(t, "tokenizer", rnnlm_option_choice_name("tokenizer", o->tokenizer),
+					rnnlm_option_choice_name("tokenizer", c->tokenizer));
+	check_inherited(t, "lowercase", o->lowercase ? "true" : "false",
+					c->lowercase ? "true" : "false");
+	check_inherited_int(t, "embedding_dim", o->embedding_dim, c->embedding_dim);
+	check_inherited_int(t, "hidden_size", o->hidden_size, c->hidden_size);
+	check_inherited_int(t, "num_layers", o->num_layers, c->num_layers);
 	o->cell = c->cell;
 	o->tokenizer = c->tokenizer;
 	o->lowercase = c->lowercase;
@@ -278,6 +290,16 @@ rnnlm_training_finish(RnnlmTraining *t)
 		rnnlm_raise(&t->env, "serializing the model");
 }
 
+/* Appends , "key": v with every digit a double has (null when not finite). */
+static void
+append_exact(StringInfo s, const char *key, double v)
+{
+	if (isnan(v) || isinf(v))
+		appendStringInfo(s, ", \"%s\": null", key);
+	else
+		appendStringInfo(s, ", \"%s\": %.17g", key, v);
+}
+
 /* The finished epochs as a jsonb array (rnnlm_training_history's rows). */
 char *
 rnnlm_training_history_json(RnnlmTraining *t)
@@ -293,10 +315,10 @@ rnnlm_training_history_json(RnnlmTraining *t)
 	for (i = 0; i < n; i++)
 	{
 		appendStringInfo(&s, "%s{\"epoch\": %d", i ? ", " : "", h[i].epoch);
-		rnnlm_append_json_real(&s, "learning_rate", h[i].learning_rate);
-		rnnlm_append_json_real(&s, "train_loss", h[i].train_loss);
-		rnnlm_append_json_real(&s, "val_loss", h[i].val_loss);
-		rnnlm_append_json_real(&s, "seconds", h[i].seconds);
+		append_exact(&s, "learning_rate", h[i].learning_rate);
+		append_exact(&s, "train_loss", h[i].train_loss);
+		append_exact(&s, "val_loss", h[i].val_loss);
+		append_exact(&s, "seconds", h[i].seconds);
 		appendStringInfoChar(&s, '}');
 	}
 	appendStringInfoChar(&s, ']');
@@ -320,7 +342,9 @@ rnnlm_training_store(RnnlmTraining *t)
 	row.history = rnnlm_training_history_json(t);
 	row.parent = t->opts.init_from;
 	if (!rnnlm_catalog_store(&row))
-		raise_exists(t->name, "Another session stored it while this one was training, or it belongs to a role whose models you cannot see.");
+		raise_exists(t->name,
+					 "Another session stored it while this one was training, or it belongs to a role whose models you cannot see.",
+					 "Pass {\"replace\": true} to replace it.");
 }
 
 /* What rnnlm_train returns, as JSON text allocated in cxt. */

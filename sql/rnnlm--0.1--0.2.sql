@@ -1,0 +1,211 @@
+/* rnnlm--0.1--0.2.sql: training jobs run by background workers, per-epoch
+ * history, fine-tuning from a parent model, hyperparameter search. */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION rnnlm UPDATE TO '0.2'" to load this file. \quit
+
+-- What a model was fine-tuned from (its name at the time), and one entry per
+-- epoch trained: {"epoch", "learning_rate", "train_loss", "val_loss", "seconds"}.
+-- Models stored by 0.1 have no parent and an empty history.
+ALTER TABLE rnnlm.model ADD COLUMN parent text;
+ALTER TABLE rnnlm.model ADD COLUMN history jsonb NOT NULL DEFAULT '[]';
+
+-- (security_invoker again: CREATE OR REPLACE VIEW resets the view's options,
+-- and without it the view would show every model to everyone.)
+CREATE OR REPLACE VIEW rnnlm.models WITH (security_barrier, security_invoker = true) AS
+SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+       num_layers, parameters,
+       pg_catalog.octet_length(weights)::bigint AS size_bytes,
+       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options,
+       ARRAY(SELECT CASE WHEN g::oid OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g::text END
+               FROM pg_catalog.unnest(grantees) AS g) AS granted_to,
+       parent
+  FROM rnnlm.model;
+
+-- One row per training job (rnnlm_train_async).  state is what the job last
+-- recorded; the view rnnlm.jobs shows a 'queued' or 'running' job whose
+-- worker is gone as 'interrupted'.  checkpoint holds the last checkpoint
+-- file (doc/format.md) of a job that has not finished.
+CREATE TABLE rnnlm.job (
+    id              bigserial PRIMARY KEY,
+    model           text NOT NULL
+                    CHECK (model OPERATOR(pg_catalog.<>) '' AND pg_catalog.octet_length(model) OPERATOR(pg_catalog.<=) 63),
+    owner           regrole NOT NULL,
+    training_query  text NOT NULL,
+    options         jsonb NOT NULL,
+    search_path     text NOT NULL,
+    threads         integer NOT NULL,
+    state           text NOT NULL DEFAULT 'queued'
+                    CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'succeeded', 'failed', 'cancelled'])),
+    worker_pid      integer,
+    worker_started  timestamptz,
+    epoch           integer,
+    epochs          integer,
+    step            bigint,
+    steps           bigint,
+    train_loss      double precision,
+    val_loss        double precision,
+    tokens_per_second double precision,
+    eta             timestamptz,
+    submitted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at      timestamptz,
+    updated_at      timestamptz,
+    finished_at     timestamptz,
+    error           text,
+    error_code      text,
+    summary         jsonb,
+    history         jsonb NOT NULL DEFAULT '[]',
+    checkpoint      bytea,
+    checkpointed_at timestamptz,
+    resumes         integer NOT NULL DEFAULT 0
+);
+ALTER TABLE rnnlm.job ALTER COLUMN checkpoint SET STORAGE EXTERNAL;
+
+-- pg_dump keeps the jobs' history; a job that was running is shown as
+-- 'interrupted' after a restore, since its worker is not there.
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.job', '');
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.job_id_seq', '');
+
+-- A role sees, cancels and forgets only its own jobs; superusers see all.
+ALTER TABLE rnnlm.job ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_read ON rnnlm.job FOR SELECT
+    USING (rnnlm.is_owner(owner));
+CREATE POLICY job_create ON rnnlm.job FOR INSERT
+    WITH CHECK (owner::oid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles
+                                                    WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+CREATE POLICY job_change ON rnnlm.job FOR UPDATE
+    USING (rnnlm.is_owner(owner)) WITH CHECK (rnnlm.is_owner(owner));
+CREATE POLICY job_delete ON rnnlm.job FOR DELETE
+    USING (rnnlm.is_owner(owner));
+GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.job TO PUBLIC;
+GRANT USAGE, SELECT ON SEQUENCE rnnlm.job_id_seq TO PUBLIC;
+
+-- Whether the worker recorded for a job is still running it.
+CREATE FUNCTION rnnlm.job_worker_alive(worker_pid integer, worker_started timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                    WHERE a.pid OPERATOR(pg_catalog.=) worker_pid
+                      AND a.backend_type OPERATOR(pg_catalog.=) 'rnnlm training job'
+                      AND (worker_started IS NULL
+                           OR a.backend_start OPERATOR(pg_catalog.=) worker_started))
+$$;
+
+CREATE VIEW rnnlm.jobs WITH (security_barrier, security_invoker = true) AS
+SELECT id, model, owner,
+       CASE WHEN state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running'])
+                 AND worker_pid IS NOT NULL
+                 AND NOT rnnlm.job_worker_alive(worker_pid, worker_started)
+            THEN 'interrupted' ELSE state END AS state,
+       epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
+       started_at, updated_at, eta, error, summary,
+       submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
+       training_query, options
+  FROM rnnlm.job;
+GRANT SELECT ON rnnlm.jobs TO PUBLIC;
+COMMENT ON VIEW rnnlm.jobs IS 'the rnnlm training jobs of the current role';
+
+CREATE FUNCTION rnnlm_train_async(model_name text, training_query text,
+                                  options jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rnnlm_train_async'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_train_async(text, text, jsonb) IS
+    'start training a model in a background worker; returns the job id';
+
+CREATE FUNCTION rnnlm_cancel(job_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_cancel'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_cancel(bigint) IS
+    'stop a queued or running training job; no model is stored';
+
+CREATE FUNCTION rnnlm_wait(job_id bigint, timeout interval DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_wait'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_wait(bigint, interval) IS
+    'wait for a training job to end; its summary, or its error';
+
+CREATE FUNCTION rnnlm_resume(job_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rnnlm_resume'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_resume(bigint) IS
+    'continue an interrupted training job from its last checkpoint';
+
+CREATE FUNCTION rnnlm_forget(job_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STRICT VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    job_state text;
+BEGIN
+    SELECT j.state INTO job_state FROM rnnlm.jobs j WHERE j.id OPERATOR(pg_catalog.=) job_id;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF job_state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) THEN
+        RAISE EXCEPTION 'rnnlm job % is %', job_id, job_state
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Cancel it first with rnnlm_cancel().';
+    END IF;
+    DELETE FROM rnnlm.job j WHERE j.id OPERATOR(pg_catalog.=) job_id;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION rnnlm_forget(bigint) IS 'remove a finished training job from rnnlm.jobs';
+
+-- The per-epoch history of a stored model or, when no model of that name is
+-- stored yet, of the latest job training it (also while it runs).
+CREATE FUNCTION rnnlm_training_history(model_name text,
+                                       OUT epoch integer, OUT learning_rate double precision,
+                                       OUT train_loss double precision,
+                                       OUT val_loss double precision,
+                                       OUT seconds double precision)
+RETURNS SETOF record
+LANGUAGE sql STRICT STABLE SET search_path = pg_catalog AS $$
+    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
+      FROM (SELECT m.history FROM rnnlm.model m
+             WHERE m.name OPERATOR(pg_catalog.=) model_name
+            UNION ALL
+            SELECT * FROM (SELECT j.history FROM rnnlm.job j
+                            WHERE j.model OPERATOR(pg_catalog.=) model_name
+                              AND NOT EXISTS (SELECT 1 FROM rnnlm.model m
+                                               WHERE m.name OPERATOR(pg_catalog.=) model_name)
+                            ORDER BY j.id DESC LIMIT 1) latest) src,
+           pg_catalog.jsonb_to_recordset(src.history)
+             AS h(epoch integer, learning_rate double precision, train_loss double precision,
+                  val_loss double precision, seconds double precision)
+     ORDER BY h.epoch
+$$;
+COMMENT ON FUNCTION rnnlm_training_history(text) IS
+    'learning rate, losses and seconds of every epoch a model was trained';
+
+CREATE FUNCTION rnnlm_training_history(job_id bigint,
+                                       OUT epoch integer, OUT learning_rate double precision,
+                                       OUT train_loss double precision,
+                                       OUT val_loss double precision,
+                                       OUT seconds double precision)
+RETURNS SETOF record
+LANGUAGE sql STRICT STABLE SET search_path = pg_catalog AS $$
+    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
+      FROM rnnlm.job j,
+           pg_catalog.jsonb_to_recordset(j.history)
+             AS h(epoch integer, learning_rate double precision, train_loss double precision,
+                  val_loss double precision, seconds double precision)
+     WHERE j.id OPERATOR(pg_catalog.=) job_id
+     ORDER BY h.epoch
+$$;
+COMMENT ON FUNCTION rnnlm_training_history(bigint) IS
+    'learning rate, losses and seconds of every epoch a training job has run so far';
+
+CREATE FUNCTION rnnlm_tune(model_name text, training_query text, grid jsonb,
+                           options jsonb DEFAULT '{}',
+                           OUT trial integer, OUT trial_options jsonb,
+                           OUT train_loss double precision, OUT val_loss double precision,
+                           OUT best_epoch integer, OUT chosen boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_tune'
+LANGUAGE C VOLATILE ROWS 8;
+COMMENT ON FUNCTION rnnlm_tune(text, text, jsonb, jsonb) IS
+    'train one model per combination of a grid of options and keep the best by validation loss';

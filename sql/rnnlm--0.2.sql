@@ -1,0 +1,450 @@
+/* rnnlm--0.2.sql: built by make from rnnlm--0.1.sql and rnnlm--0.1--0.2.sql; do not edit */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION rnnlm" to load this file. \quit
+
+CREATE SCHEMA rnnlm;
+COMMENT ON SCHEMA rnnlm IS 'models stored by the rnnlm extension';
+
+CREATE SEQUENCE rnnlm.model_version_seq;
+
+-- One row per trained model.  weights holds the model file (doc/format.md).
+CREATE TABLE rnnlm.model (
+    name            text PRIMARY KEY
+                    CHECK (name OPERATOR(pg_catalog.<>) '' AND pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 63),
+    owner           regrole NOT NULL,
+    version         bigint NOT NULL,
+    cell            text NOT NULL,
+    tokenizer       text NOT NULL,
+    vocab_size      integer NOT NULL,
+    embedding_dim   integer NOT NULL,
+    hidden_size     integer NOT NULL,
+    num_layers      integer NOT NULL,
+    parameters      bigint NOT NULL,
+    train_loss      double precision,
+    val_loss        double precision,
+    val_perplexity  double precision,
+    trained_tokens  bigint NOT NULL,
+    options         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL,
+    weights         bytea NOT NULL,
+    grantees        regrole[] NOT NULL DEFAULT '{}'    -- '-' (0) is PUBLIC
+);
+-- the weights are floats that do not compress; store them out of line as they are
+ALTER TABLE rnnlm.model ALTER COLUMN weights SET STORAGE EXTERNAL;
+
+-- Every new or changed model row gets a new version from the sequence (a
+-- version written by hand is ignored), so every backend's cached copy is
+-- reloaded by its next statement and can never be mistaken for another.
+CREATE FUNCTION rnnlm.model_new_version() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    NEW.version := pg_catalog.nextval('rnnlm.model_version_seq'::pg_catalog.regclass);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER model_new_version BEFORE INSERT OR UPDATE ON rnnlm.model
+    FOR EACH ROW EXECUTE FUNCTION rnnlm.model_new_version();
+
+-- pg_dump keeps the models
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.model', '');
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.model_version_seq', '');
+
+-- Whether the current role may use a model: it belongs to the owning role
+-- or to a role the model is granted to, or the model is granted to PUBLIC.
+-- Roles that no longer exist grant nothing (and raise no error).
+CREATE FUNCTION rnnlm.can_use(owner regrole, grantees regrole[]) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT 0::oid OPERATOR(pg_catalog.=) ANY (grantees::oid[])
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE (r.oid OPERATOR(pg_catalog.=) owner::oid
+                           OR r.oid OPERATOR(pg_catalog.=) ANY (grantees::oid[]))
+                      AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER'))
+$$;
+
+-- Whether the current role owns a model (belongs to the owning role).
+CREATE FUNCTION rnnlm.is_owner(owner regrole) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.oid OPERATOR(pg_catalog.=) owner::oid
+                      AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER'))
+$$;
+
+-- Row-level security: a role reads the models it may use, and creates,
+-- changes and deletes only models it owns; superusers see everything.
+ALTER TABLE rnnlm.model ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_use ON rnnlm.model FOR SELECT
+    USING (rnnlm.can_use(owner, grantees));
+CREATE POLICY model_create ON rnnlm.model FOR INSERT
+    WITH CHECK (owner::oid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles
+                                                    WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+CREATE POLICY model_change ON rnnlm.model FOR UPDATE
+    USING (rnnlm.is_owner(owner)) WITH CHECK (rnnlm.is_owner(owner));
+CREATE POLICY model_delete ON rnnlm.model FOR DELETE
+    USING (rnnlm.is_owner(owner));
+GRANT USAGE ON SCHEMA rnnlm TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.model TO PUBLIC;
+-- SELECT too: pg_dump reads the counter of every extension config sequence
+GRANT USAGE, SELECT ON SEQUENCE rnnlm.model_version_seq TO PUBLIC;
+
+CREATE VIEW rnnlm.models WITH (security_barrier) AS
+SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+       num_layers, parameters,
+       pg_catalog.octet_length(weights)::bigint AS size_bytes,
+       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options,
+       ARRAY(SELECT CASE WHEN g::oid OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g::text END
+               FROM pg_catalog.unnest(grantees) AS g) AS granted_to
+  FROM rnnlm.model;
+ALTER VIEW rnnlm.models SET (security_invoker = true);
+GRANT SELECT ON rnnlm.models TO PUBLIC;
+COMMENT ON VIEW rnnlm.models IS 'the rnnlm models the current role can use';
+
+CREATE FUNCTION rnnlm_train(model_name text, training_query text,
+                            options jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_train'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_train(text, text, jsonb) IS
+    'train a language model on the rows of a query returning one text column';
+
+CREATE FUNCTION rnnlm_generate(model_name text, prompt text DEFAULT '',
+                               max_tokens integer DEFAULT 100,
+                               temperature double precision DEFAULT 1.0,
+                               top_k integer DEFAULT 0,
+                               top_p double precision DEFAULT 1.0,
+                               seed bigint DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rnnlm_generate'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION rnnlm_generate(text, text, integer, double precision, integer, double precision, bigint) IS
+    'sample a continuation of the prompt from a model';
+
+CREATE FUNCTION rnnlm_perplexity(model_name text, input text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'rnnlm_perplexity'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10000;
+COMMENT ON FUNCTION rnnlm_perplexity(text, text) IS
+    'perplexity of a text under a model (higher = more surprising)';
+
+CREATE FUNCTION rnnlm_perplexity(model_name text, inputs text[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'rnnlm_perplexity_array'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 100000;
+COMMENT ON FUNCTION rnnlm_perplexity(text, text[]) IS
+    'perplexities of many texts, in order (NULL for NULL), scored as one batch';
+
+CREATE FUNCTION rnnlm_token_logprobs(model_name text, input text,
+                                     OUT "position" integer, OUT token_id integer,
+                                     OUT token text, OUT logprob double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_token_logprobs'
+LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION rnnlm_token_logprobs(text, text) IS
+    'log-probability of each token of a text (then of the end of document) under a model';
+
+CREATE FUNCTION rnnlm_evaluate(model_name text, query text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_evaluate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_evaluate(text, text) IS
+    'token-weighted loss, perplexity and accuracy of a model over the rows of a query';
+
+CREATE FUNCTION rnnlm_drop(model_name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_drop'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_drop(text, boolean) IS 'delete a model';
+
+CREATE FUNCTION rnnlm_export(model_name text)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'rnnlm_export'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_export(text) IS
+    'the model file (doc/format.md) of a model, for rnnlm_import elsewhere';
+
+CREATE FUNCTION rnnlm_import(model_name text, data bytea, replace boolean DEFAULT false)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_import'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_import(text, bytea, boolean) IS
+    'store a model file from rnnlm_export under a name, after validating it';
+
+-- Grant the use of a model (generate, score, evaluate, export, read its
+-- row) to a role or PUBLIC; only its owner (or a superuser) may.
+CREATE FUNCTION rnnlm_grant(model_name text, role_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    grantee regrole;
+BEGIN
+    grantee := rnnlm._check_grant(model_name, role_name);
+    UPDATE rnnlm.model
+       SET grantees = grantees OPERATOR(pg_catalog.||) grantee
+     WHERE name OPERATOR(pg_catalog.=) model_name
+       AND NOT grantee OPERATOR(pg_catalog.=) ANY (grantees);
+END
+$$;
+COMMENT ON FUNCTION rnnlm_grant(text, text) IS 'let a role (or PUBLIC) use a model';
+
+CREATE FUNCTION rnnlm_revoke(model_name text, role_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    grantee regrole;
+BEGIN
+    grantee := rnnlm._check_grant(model_name, role_name);
+    UPDATE rnnlm.model
+       SET grantees = pg_catalog.array_remove(grantees, grantee)
+     WHERE name OPERATOR(pg_catalog.=) model_name
+       AND grantee OPERATOR(pg_catalog.=) ANY (grantees);
+END
+$$;
+COMMENT ON FUNCTION rnnlm_revoke(text, text) IS 'take back a grant of rnnlm_grant';
+
+-- The checks shared by rnnlm_grant and rnnlm_revoke; returns the grantee.
+CREATE FUNCTION rnnlm._check_grant(model_name text, role_name text)
+RETURNS regrole
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    model_owner regrole;
+    grantee oid;
+BEGIN
+    IF model_name IS NULL OR role_name IS NULL THEN
+        RAISE EXCEPTION 'model name and role name must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT m.owner INTO model_owner FROM rnnlm.model m
+     WHERE m.name OPERATOR(pg_catalog.=) model_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'rnnlm model "%" does not exist', model_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM rnnlm.models lists the models you can use.';
+    END IF;
+    IF NOT rnnlm.is_owner(model_owner)
+       AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles
+                 WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+        RAISE EXCEPTION 'must be owner of rnnlm model "%"', model_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.upper(role_name) OPERATOR(pg_catalog.=) 'PUBLIC' THEN
+        RETURN 0::oid::regrole;
+    END IF;
+    SELECT oid INTO grantee FROM pg_catalog.pg_roles
+     WHERE rolname OPERATOR(pg_catalog.=) role_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role "%" does not exist', role_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN grantee::regrole;
+END
+$$;
+/* rnnlm--0.1--0.2.sql: training jobs run by background workers, per-epoch
+ * history, fine-tuning from a parent model, hyperparameter search. */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+
+-- What a model was fine-tuned from (its name at the time), and one entry per
+-- epoch trained: {"epoch", "learning_rate", "train_loss", "val_loss", "seconds"}.
+-- Models stored by 0.1 have no parent and an empty history.
+ALTER TABLE rnnlm.model ADD COLUMN parent text;
+ALTER TABLE rnnlm.model ADD COLUMN history jsonb NOT NULL DEFAULT '[]';
+
+-- (security_invoker again: CREATE OR REPLACE VIEW resets the view's options,
+-- and without it the view would show every model to everyone.)
+CREATE OR REPLACE VIEW rnnlm.models WITH (security_barrier, security_invoker = true) AS
+SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+       num_layers, parameters,
+       pg_catalog.octet_length(weights)::bigint AS size_bytes,
+       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options,
+       ARRAY(SELECT CASE WHEN g::oid OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g::text END
+               FROM pg_catalog.unnest(grantees) AS g) AS granted_to,
+       parent
+  FROM rnnlm.model;
+
+-- One row per training job (rnnlm_train_async).  state is what the job last
+-- recorded; the view rnnlm.jobs shows a 'queued' or 'running' job whose
+-- worker is gone as 'interrupted'.  checkpoint holds the last checkpoint
+-- file (doc/format.md) of a job that has not finished.
+CREATE TABLE rnnlm.job (
+    id              bigserial PRIMARY KEY,
+    model           text NOT NULL
+                    CHECK (model OPERATOR(pg_catalog.<>) '' AND pg_catalog.octet_length(model) OPERATOR(pg_catalog.<=) 63),
+    owner           regrole NOT NULL,
+    training_query  text NOT NULL,
+    options         jsonb NOT NULL,
+    search_path     text NOT NULL,
+    threads         integer NOT NULL,
+    state           text NOT NULL DEFAULT 'queued'
+                    CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'succeeded', 'failed', 'cancelled'])),
+    worker_pid      integer,
+    worker_started  timestamptz,
+    epoch           integer,
+    epochs          integer,
+    step            bigint,
+    steps           bigint,
+    train_loss      double precision,
+    val_loss        double precision,
+    tokens_per_second double precision,
+    eta             timestamptz,
+    submitted_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at      timestamptz,
+    updated_at      timestamptz,
+    finished_at     timestamptz,
+    error           text,
+    error_code      text,
+    summary         jsonb,
+    history         jsonb NOT NULL DEFAULT '[]',
+    checkpoint      bytea,
+    checkpointed_at timestamptz,
+    resumes         integer NOT NULL DEFAULT 0
+);
+ALTER TABLE rnnlm.job ALTER COLUMN checkpoint SET STORAGE EXTERNAL;
+
+-- pg_dump keeps the jobs' history; a job that was running is shown as
+-- 'interrupted' after a restore, since its worker is not there.
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.job', '');
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.job_id_seq', '');
+
+-- A role sees, cancels and forgets only its own jobs; superusers see all.
+ALTER TABLE rnnlm.job ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_read ON rnnlm.job FOR SELECT
+    USING (rnnlm.is_owner(owner));
+CREATE POLICY job_create ON rnnlm.job FOR INSERT
+    WITH CHECK (owner::oid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles
+                                                    WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+CREATE POLICY job_change ON rnnlm.job FOR UPDATE
+    USING (rnnlm.is_owner(owner)) WITH CHECK (rnnlm.is_owner(owner));
+CREATE POLICY job_delete ON rnnlm.job FOR DELETE
+    USING (rnnlm.is_owner(owner));
+GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.job TO PUBLIC;
+GRANT USAGE, SELECT ON SEQUENCE rnnlm.job_id_seq TO PUBLIC;
+
+-- Whether the worker recorded for a job is still running it.
+CREATE FUNCTION rnnlm.job_worker_alive(worker_pid integer, worker_started timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                    WHERE a.pid OPERATOR(pg_catalog.=) worker_pid
+                      AND a.backend_type OPERATOR(pg_catalog.=) 'rnnlm training job'
+                      AND (worker_started IS NULL
+                           OR a.backend_start OPERATOR(pg_catalog.=) worker_started))
+$$;
+
+CREATE VIEW rnnlm.jobs WITH (security_barrier, security_invoker = true) AS
+SELECT id, model, owner,
+       CASE WHEN state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running'])
+                 AND worker_pid IS NOT NULL
+                 AND NOT rnnlm.job_worker_alive(worker_pid, worker_started)
+            THEN 'interrupted' ELSE state END AS state,
+       epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
+       started_at, updated_at, eta, error, summary,
+       submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
+       training_query, options
+  FROM rnnlm.job;
+GRANT SELECT ON rnnlm.jobs TO PUBLIC;
+COMMENT ON VIEW rnnlm.jobs IS 'the rnnlm training jobs of the current role';
+
+CREATE FUNCTION rnnlm_train_async(model_name text, training_query text,
+                                  options jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rnnlm_train_async'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_train_async(text, text, jsonb) IS
+    'start training a model in a background worker; returns the job id';
+
+CREATE FUNCTION rnnlm_cancel(job_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_cancel'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_cancel(bigint) IS
+    'stop a queued or running training job; no model is stored';
+
+CREATE FUNCTION rnnlm_wait(job_id bigint, timeout interval DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_wait'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_wait(bigint, interval) IS
+    'wait for a training job to end; its summary, or its error';
+
+CREATE FUNCTION rnnlm_resume(job_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rnnlm_resume'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_resume(bigint) IS
+    'continue an interrupted training job from its last checkpoint';
+
+CREATE FUNCTION rnnlm_forget(job_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STRICT VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    job_state text;
+BEGIN
+    SELECT j.state INTO job_state FROM rnnlm.jobs j WHERE j.id OPERATOR(pg_catalog.=) job_id;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF job_state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) THEN
+        RAISE EXCEPTION 'rnnlm job % is %', job_id, job_state
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Cancel it first with rnnlm_cancel().';
+    END IF;
+    DELETE FROM rnnlm.job j WHERE j.id OPERATOR(pg_catalog.=) job_id;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION rnnlm_forget(bigint) IS 'remove a finished training job from rnnlm.jobs';
+
+-- The per-epoch history of a stored model or, when no model of that name is
+-- stored yet, of the latest job training it (also while it runs).
+CREATE FUNCTION rnnlm_training_history(model_name text,
+                                       OUT epoch integer, OUT learning_rate double precision,
+                                       OUT train_loss double precision,
+                                       OUT val_loss double precision,
+                                       OUT seconds double precision)
+RETURNS SETOF record
+LANGUAGE sql STRICT STABLE SET search_path = pg_catalog AS $$
+    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
+      FROM (SELECT m.history FROM rnnlm.model m
+             WHERE m.name OPERATOR(pg_catalog.=) model_name
+            UNION ALL
+            SELECT * FROM (SELECT j.history FROM rnnlm.job j
+                            WHERE j.model OPERATOR(pg_catalog.=) model_name
+                              AND NOT EXISTS (SELECT 1 FROM rnnlm.model m
+                                               WHERE m.name OPERATOR(pg_catalog.=) model_name)
+                            ORDER BY j.id DESC LIMIT 1) latest) src,
+           pg_catalog.jsonb_to_recordset(src.history)
+             AS h(epoch integer, learning_rate double precision, train_loss double precision,
+                  val_loss double precision, seconds double precision)
+     ORDER BY h.epoch
+$$;
+COMMENT ON FUNCTION rnnlm_training_history(text) IS
+    'learning rate, losses and seconds of every epoch a model was trained';
+
+CREATE FUNCTION rnnlm_training_history(job_id bigint,
+                                       OUT epoch integer, OUT learning_rate double precision,
+                                       OUT train_loss double precision,
+                                       OUT val_loss double precision,
+                                       OUT seconds double precision)
+RETURNS SETOF record
+LANGUAGE sql STRICT STABLE SET search_path = pg_catalog AS $$
+    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
+      FROM rnnlm.job j,
+           pg_catalog.jsonb_to_recordset(j.history)
+             AS h(epoch integer, learning_rate double precision, train_loss double precision,
+                  val_loss double precision, seconds double precision)
+     WHERE j.id OPERATOR(pg_catalog.=) job_id
+     ORDER BY h.epoch
+$$;
+COMMENT ON FUNCTION rnnlm_training_history(bigint) IS
+    'learning rate, losses and seconds of every epoch a training job has run so far';
+
+CREATE FUNCTION rnnlm_tune(model_name text, training_query text, grid jsonb,
+                           options jsonb DEFAULT '{}',
+                           OUT trial integer, OUT trial_options jsonb,
+                           OUT train_loss double precision, OUT val_loss double precision,
+                           OUT best_epoch integer, OUT chosen boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_tune'
+LANGUAGE C VOLATILE ROWS 8;
+COMMENT ON FUNCTION rnnlm_tune(text, text, jsonb, jsonb) IS
+    'train one model per combination of a grid of options and keep the best by validation loss';
