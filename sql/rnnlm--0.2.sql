@@ -394,6 +394,21 @@ END
 $$;
 COMMENT ON FUNCTION rnnlm_forget(bigint) IS 'remove a finished training job from rnnlm.jobs';
 
+-- The rows of a history array (rnnlm.model.history, rnnlm.job.history).
+CREATE FUNCTION rnnlm.history_rows(history jsonb,
+                                   OUT epoch integer, OUT learning_rate double precision,
+                                   OUT train_loss double precision,
+                                   OUT val_loss double precision,
+                                   OUT seconds double precision)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
+      FROM pg_catalog.jsonb_to_recordset(history)
+             AS h(epoch integer, learning_rate double precision, train_loss double precision,
+                  val_loss double precision, seconds double precision)
+     ORDER BY h.epoch
+$$;
+
 -- The per-epoch history of a stored model or, when no model of that name is
 -- stored yet, of the latest job training it (also while it runs).
 CREATE FUNCTION rnnlm_training_history(model_name text,
@@ -403,19 +418,10 @@ CREATE FUNCTION rnnlm_training_history(model_name text,
                                        OUT seconds double precision)
 RETURNS SETOF record
 LANGUAGE sql STRICT STABLE SET search_path = pg_catalog AS $$
-    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
-      FROM (SELECT m.history FROM rnnlm.model m
-             WHERE m.name OPERATOR(pg_catalog.=) model_name
-            UNION ALL
-            SELECT * FROM (SELECT j.history FROM rnnlm.job j
-                            WHERE j.model OPERATOR(pg_catalog.=) model_name
-                              AND NOT EXISTS (SELECT 1 FROM rnnlm.model m
-                                               WHERE m.name OPERATOR(pg_catalog.=) model_name)
-                            ORDER BY j.id DESC LIMIT 1) latest) src,
-           pg_catalog.jsonb_to_recordset(src.history)
-             AS h(epoch integer, learning_rate double precision, train_loss double precision,
-                  val_loss double precision, seconds double precision)
-     ORDER BY h.epoch
+    SELECT h.* FROM rnnlm.history_rows(COALESCE(
+        (SELECT m.history FROM rnnlm.model m WHERE m.name OPERATOR(pg_catalog.=) model_name),
+        (SELECT j.history FROM rnnlm.job j WHERE j.model OPERATOR(pg_catalog.=) model_name
+          ORDER BY j.id DESC LIMIT 1))) h
 $$;
 COMMENT ON FUNCTION rnnlm_training_history(text) IS
     'learning rate, losses and seconds of every epoch a model was trained';
@@ -427,13 +433,8 @@ CREATE FUNCTION rnnlm_training_history(job_id bigint,
                                        OUT seconds double precision)
 RETURNS SETOF record
 LANGUAGE sql STRICT STABLE SET search_path = pg_catalog AS $$
-    SELECT h.epoch, h.learning_rate, h.train_loss, h.val_loss, h.seconds
-      FROM rnnlm.job j,
-           pg_catalog.jsonb_to_recordset(j.history)
-             AS h(epoch integer, learning_rate double precision, train_loss double precision,
-                  val_loss double precision, seconds double precision)
-     WHERE j.id OPERATOR(pg_catalog.=) job_id
-     ORDER BY h.epoch
+    SELECT h.* FROM rnnlm.history_rows(
+        (SELECT j.history FROM rnnlm.job j WHERE j.id OPERATOR(pg_catalog.=) job_id)) h
 $$;
 COMMENT ON FUNCTION rnnlm_training_history(bigint) IS
     'learning rate, losses and seconds of every epoch a training job has run so far';

@@ -232,3 +232,21 @@ SELECT rnnlm_wait(-1);
 SELECT rnnlm_resume(-1);
 SELECT rnnlm_forget(-1);
 SELECT rnnlm_resume(:bad);
+
+--
+-- rnnlm.job_retention: finished jobs older than it go when the role's next job is submitted
+--
+SELECT rnnlm_train_async('tr_keep', 'SELECT body FROM tr_docs', tr_opts('{"epochs": 1}')) AS keep \gset
+SELECT rnnlm_wait(:keep)->'epochs_run' AS epochs_run;
+UPDATE rnnlm.job SET finished_at = now() - interval '2 hours' WHERE id = :bad;
+SET rnnlm.job_retention = '1h';
+SELECT rnnlm_train_async('tr_keep2', 'SELECT body FROM tr_docs', tr_opts('{"epochs": 1}')) AS keep2 \gset
+SELECT id = :bad AS is_old, id = :keep AS is_recent FROM rnnlm.jobs WHERE id IN (:bad, :keep) ORDER BY id;
+SELECT rnnlm_wait(:keep2)->'epochs_run' AS epochs_run;
+RESET rnnlm.job_retention;
+-- a job submitted in this transaction cannot be waited for before it commits
+BEGIN;
+SELECT rnnlm_train_async('tr_same', 'SELECT body FROM tr_docs', tr_opts('{"epochs": 1}')) AS same \gset
+SELECT rnnlm_wait(:same);
+ROLLBACK;
+SELECT count(*) AS jobs FROM rnnlm.jobs WHERE model = 'tr_same';

@@ -383,6 +383,28 @@ raise_job_error(int64 job_id, const char *state, const char *error, const char *
 }
 
 /*
+ * Raises an ERROR when the job was submitted (or resumed) by the current
+ * transaction: its worker waits for that transaction to end, so waiting for
+ * the worker here would never end.
+ */
+static void
+check_not_own_transaction(int64 job_id)
+{
+	char	   *xmin;
+
+	SPI_connect();
+	exec_job("SELECT xmin FROM rnnlm.job WHERE id OPERATOR(pg_catalog.=) $1",
+			 job_id, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	xmin = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+	if (xmin && TransactionIdIsCurrentTransactionId((TransactionId) strtoul(xmin, NULL, 10)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("rnnlm job " INT64_FORMAT " starts when this transaction commits", job_id),
+				 errhint("Commit first, then call rnnlm_wait().")));
+	SPI_finish();
+}
+
+/*
  * rnnlm_wait(job_id, timeout): waits until the job ends and returns its
  * summary, or raises its error; NULL when the timeout passes first.
  */
@@ -411,6 +433,7 @@ rnnlm_wait(PG_FUNCTION_ARGS)
 
 		deadline = GetCurrentTimestamp() + (TimestampTz) (Max(secs, 0) * USECS_PER_SEC);
 	}
+	check_not_own_transaction(job_id);
 	for (;;)
 	{
 		int			pid;
