@@ -11,6 +11,7 @@ set -euo pipefail
 packages=(
   build-essential gcc make perl
   postgresql-15 postgresql-client-15 postgresql-server-dev-15
+  postgresql-15-cron
   libopenblas-dev
   python3-torch python3-numpy
   fortunes-min
