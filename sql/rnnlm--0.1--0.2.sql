@@ -9,6 +9,10 @@
 -- Models stored by 0.1 have no parent and an empty history.
 ALTER TABLE rnnlm.model ADD COLUMN parent text;
 ALTER TABLE rnnlm.model ADD COLUMN history jsonb NOT NULL DEFAULT '[]';
+-- a model fine-tuned by this library before the update (on the 0.1 table,
+-- which had no parent column) recorded its parent in its options
+UPDATE rnnlm.model SET parent = options OPERATOR(pg_catalog.->>) 'init_from'
+ WHERE options OPERATOR(pg_catalog.->>) 'init_from' IS NOT NULL;
 
 -- (security_invoker again: CREATE OR REPLACE VIEW resets the view's options,
 -- and without it the view would show every model to everyone.)

@@ -280,7 +280,9 @@ for my $p (@{ $fixture->{perplexity} })
 	(my $text = $p->{text}) =~ s/'/''/g;
 	my $got = sql('fresh', 'alice', qq{SELECT rnnlm_perplexity('fixture_v1', '$text')});
 	my $rel = abs($got - $p->{perplexity}) / $p->{perplexity};
-	ok($rel < 1e-9, "fresh: fixture perplexity of '$p->{text}' is $got, recorded $p->{perplexity}"
+	# float32 arithmetic through OpenBLAS: another processor's kernels may
+	# round differently in the last bits, so not bit-exact
+	ok($rel < 1e-5, "fresh: fixture perplexity of '$p->{text}' is $got, recorded $p->{perplexity}"
 		  . sprintf(' (relative difference %.3g)', $rel));
 }
 is(sql('fresh', 'alice', q{SELECT md5(rnnlm_export('fixture_v1'))}), $fixture->{md5},
