@@ -403,7 +403,9 @@ read_state(rl_run *r, reader *rd, const rl_trainer_state *ts)
 	*ts->step = (int64_t) r_u64(rd);
 	for (i = 0; i < 4; i++)
 		ts->rng->s[i] = r_u64(rd);
-	if (!(r->lr > 0 && isfinite(r->lr)) || *ts->step < 0)
+	/* the counters only grow once an epoch: past epoch they would overflow */
+	if (!(r->lr > 0 && isfinite(r->lr)) || *ts->step < 0 ||
+		r->since_best < 0 || r->since_best > epoch || r->lr_wait < 0 || r->lr_wait > epoch)
 		return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint's state is out of range");
 	return RL_OK;
 }
@@ -460,6 +462,7 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 	int			L = r->m->cfg.num_layers;
 	float	   *arrays[2 * RL_MAX_LAYERS];
 	int			l;
+	size_t		i;
 
 	switch (tag)
 	{
@@ -483,7 +486,13 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 			if (r->best == NULL)
 				return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint keeps best weights this run does not");
 			arrays[0] = r->best;
-			return read_floats(r, rd, arrays, 1, r->m->nparams, "best weights");
+			if (read_floats(r, rd, arrays, 1, r->m->nparams, "best weights") != RL_OK)
+				return r->env->status;
+			/* they may become the model's, whose weights must be finite */
+			for (i = 0; i < r->m->nparams; i++)
+				if (!isfinite(r->best[i]))
+					return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint's best weights are not finite");
+			return RL_OK;
 		case TAG_HISTORY:
 			return read_history(r, rd);
 	}

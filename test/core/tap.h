@@ -55,6 +55,7 @@ extern void test_tokenizers(void);
 extern void test_format(void);
 extern void test_training(void);
 extern void test_kernels(void);
+extern void test_run(void);
 
 #define TEST_GRADIENTS_POINTS	60
 #define TEST_INFER_POINTS		18
@@ -63,5 +64,6 @@ extern void test_kernels(void);
 #define TEST_FORMAT_POINTS		68
 #define TEST_TRAINING_POINTS	25
 #define TEST_KERNELS_POINTS		8
+#define TEST_RUN_POINTS			72
 
 #endif							/* RNNLM_TEST_TAP_H */

@@ -28,6 +28,7 @@ static const test_group groups[] = {
 	{"tokenizers", test_tokenizers, TEST_TOKENIZERS_POINTS},
 	{"format", test_format, TEST_FORMAT_POINTS},
 	{"training", test_training, TEST_TRAINING_POINTS},
+	{"runs", test_run, TEST_RUN_POINTS},
 };
 
 #define NGROUPS ((int) (sizeof(groups) / sizeof(groups[0])))
