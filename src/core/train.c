@@ -62,6 +62,15 @@ tr_floats(rl_trainer *tr, size_t n)
 	return p;
 }
 
+/* Allocates *p (n zeroed floats) unless it is there already; 0 on failure. */
+static int
+tr_ensure(rl_trainer *tr, float **p, size_t n)
+{
+	if (*p == NULL)
+		*p = tr_floats(tr, n);
+	return *p != NULL;
+}
+
 /* Builds a trainer for batches of up to batch streams and seq_len steps. */
 rl_status
 rl_trainer_create(rl_env *env, rl_model *m, int32_t batch, int32_t seq_len,
@@ -137,15 +146,14 @@ ensure_backward(rl_trainer *tr)
 
 	if (tr->grads)
 		return 1;
-	if (!(tr->dA = tr_floats(tr, rows * wide)) ||
-		!(tr->dB = tr_floats(tr, rows * wide)) ||
-		!(tr->dG = tr_floats(tr, rows * G * H)) ||
-		!(tr->dh_next = tr_floats(tr, (size_t) tr->B * H)) ||
-		!(tr->dc = tr_floats(tr, (size_t) tr->B * H)) ||
-		!(tr->tmp = tr_floats(tr, (size_t) tr->B * H)))
-		return 0;
-	tr->grads = tr_floats(tr, tr->m->nparams);
-	if (tr->grads == NULL)
+	/* each buffer once: a call after a failed one allocates only what is missing */
+	if (!tr_ensure(tr, &tr->dA, rows * wide) ||
+		!tr_ensure(tr, &tr->dB, rows * wide) ||
+		!tr_ensure(tr, &tr->dG, rows * G * H) ||
+		!tr_ensure(tr, &tr->dh_next, (size_t) tr->B * H) ||
+		!tr_ensure(tr, &tr->dc, (size_t) tr->B * H) ||
+		!tr_ensure(tr, &tr->tmp, (size_t) tr->B * H) ||
+		!tr_ensure(tr, &tr->grads, tr->m->nparams))
 		return 0;
 	rl_param_views(c, tr->grads, &tr->g_emb, tr->g_layers, &tr->g_why, &tr->g_by);
 	return 1;
@@ -556,11 +564,8 @@ rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dro
 rl_status
 rl_trainer_enable_adam(rl_trainer *tr)
 {
-	if (tr->adam_m)
-		return RL_OK;
-	tr->adam_m = tr_floats(tr, tr->m->nparams);
-	tr->adam_v = tr_floats(tr, tr->m->nparams);
-	return (tr->adam_m && tr->adam_v) ? RL_OK : tr->env->status;
+	return (tr_ensure(tr, &tr->adam_m, tr->m->nparams) &&
+			tr_ensure(tr, &tr->adam_v, tr->m->nparams)) ? RL_OK : tr->env->status;
 }
 
 /*
