@@ -8,6 +8,9 @@
 #   - other roles can neither see, cancel, wait on nor forget a job; a
 #     superuser sees every job;
 #   - rnnlm_cancel stops a running job within a second, without a model;
+#   - a running job is not taken for interrupted (and resumed a second
+#     time) by a transaction whose view of pg_stat_activity predates its
+#     worker, nor by a NOINHERIT member of the owning role;
 #   - a worker killed with SIGKILL (a crash) or stopped by a shutdown leaves
 #     an 'interrupted' job; rnnlm_resume continues it from its checkpoint to
 #     the very weights an uninterrupted run ends with;
@@ -37,10 +40,17 @@ CREATE TABLE big AS
   SELECT 'line ' || i || ' of a corpus about printers, tickets and logs' AS body
     FROM generate_series(1, 10000) i;
 CREATE TABLE secret AS SELECT body FROM corpus;
+CREATE TABLE shared AS SELECT i, 'row ' || i || ' of a table with row-level security' AS body
+  FROM generate_series(1, 400) i;
+ALTER TABLE shared ENABLE ROW LEVEL SECURITY;
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
 CREATE ROLE nologin_role NOLOGIN;
+CREATE ROLE carol LOGIN NOINHERIT;
+GRANT alice TO carol;
 GRANT SELECT ON corpus, big TO alice, bob, nologin_role;
+GRANT SELECT ON shared TO alice;
+CREATE POLICY alices_rows ON shared FOR SELECT TO alice USING (i <= 150);
 });
 
 my $small = '"tokenizer": "char", "hidden_size": 32, "embedding_dim": 8, "num_layers": 1';
@@ -137,6 +147,9 @@ like($err, qr/ERROR:  42501: .*permission denied for table secret/,
 is(q1("SELECT state || ': ' || error FROM rnnlm.jobs WHERE id = $job_secret", as => 'alice'),
 	'failed: permission denied for table secret', 'rnnlm.jobs shows the job failed, and why');
 is(q1("SELECT count(*) FROM rnnlm.model WHERE name = 'secrets'"), '0', 'and no model was stored');
+my $job_rls = submit('rls', 'SELECT body FROM shared', qq{$small, "epochs": 1}, as => 'alice');
+is(q1("SELECT rnnlm_wait($job_rls)->>'documents'", as => 'alice'), '150',
+	"the training query sees only the rows the owner's row-level security policy lets it see");
 
 # ---------- 2, 8, 5, 3: a long job, watched, then cancelled ----------
 
@@ -250,6 +263,49 @@ ok(wait_epoch($long, 1), 'the long job starts training');
 	is(q1("SELECT rnnlm_cancel($job1)", as => 'alice'), 'f', 'cancelling a succeeded job is false');
 	(undef, $err) = sql("SELECT rnnlm_resume($job1)", as => 'alice');
 	like($err, qr/ERROR:  55000: rnnlm job $job1 is succeeded/, 'rnnlm_resume of a succeeded job: 55000');
+}
+
+# A transaction that looked at pg_stat_activity before a job's worker started
+# must still see the job as running: not resume it into a second worker, nor
+# cancel it without stopping the worker.
+{
+	my $s = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'alice' ]);
+	$s->query_safe('BEGIN');
+	$s->query_safe('SELECT count(*) FROM pg_stat_activity');
+	my $id = submit('late', 'SELECT body FROM corpus', qq{$small, "epochs": 1000}, as => 'alice');
+	ok(wait_epoch($id, 1), 'a job starts while another transaction is open');
+	is($s->query("SELECT state FROM rnnlm.jobs WHERE id = $id"), 'running',
+		'that transaction sees it running');
+	$s->{stderr} = '';
+	$s->query("\\set VERBOSITY verbose\nSELECT rnnlm_resume($id)");
+	like($s->{stderr}, qr/ERROR:  55000: /, 'and cannot resume it (55000)');
+	$s->{stderr} = '';
+	$s->query('COMMIT');
+	$s->quit;
+	usleep(500_000);
+	is(workers(), '1', 'the job still has one worker');
+	q1("SELECT rnnlm_cancel($id)", as => 'alice');
+	# whatever worker the job has, even one it should not have
+	q1("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'rnnlm training job'");
+	ok(wait_for("SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'rnnlm training job'", 10),
+		'and is cancelled');
+}
+
+# A member of the owning role without its privileges (NOINHERIT) sees the
+# role's jobs (rnnlm.is_owner), but not the details of its backends in
+# pg_stat_activity: a running job must still be running to it.
+{
+	my $id = submit('carols', 'SELECT body FROM corpus', qq{$small, "epochs": 1000}, as => 'alice');
+	ok(wait_epoch($id, 1), "a job of alice is running");
+	is(q1("SELECT state FROM rnnlm.jobs WHERE id = $id", as => 'carol'), 'running',
+		'a NOINHERIT member of alice sees it running');
+	my (undef, $err) = sql("SELECT rnnlm_resume($id)", as => 'carol');
+	like($err, qr/ERROR:  55000: /, 'and cannot resume it (55000)');
+	usleep(500_000);
+	is(workers(), '1', 'the job still has one worker');
+	q1("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'rnnlm training job'");
+	ok(wait_for("SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'rnnlm training job'", 10),
+		'and is cancelled');
 }
 
 # ---------- 4. crash, restart and resume ----------
@@ -371,6 +427,20 @@ ROLLBACK;}, as => 'alice');
 		'after a rollback its worker exits within a few seconds');
 	is(q1("SELECT count(*) FROM rnnlm.job WHERE id = $id"), '0', 'and it left no job');
 	is(q1("SELECT count(*) FROM rnnlm.model WHERE name = 'rolledback'"), '0', 'and no model');
+
+	# rnnlm_wait in the transaction that submitted the job would wait forever
+	my ($ret, $out2, $err2) = $node->psql('postgres', qq{\\set VERBOSITY verbose
+BEGIN;
+SELECT rnnlm_train_async('ownwait', 'SELECT body FROM corpus', '{$small, "epochs": 1}') AS id \\gset
+SAVEPOINT before_wait;
+SELECT rnnlm_wait(:id, '30 s');
+ROLLBACK TO before_wait;
+COMMIT;
+SELECT rnnlm_wait(:id, '60 s')->>'model';},
+		on_error_stop => 0, extra_params => [ '-U', 'alice' ]);
+	like($err2, qr/ERROR:  55000: rnnlm job \d+ starts when this transaction commits/,
+		'rnnlm_wait in the submitting transaction raises 55000 at once');
+	is($out2, 'ownwait', 'and after the commit the job runs to the end');
 
 	# a job submitted in an open transaction waits for its commit
 	my $s = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);

@@ -94,6 +94,11 @@ SELECT m.created_at >= j.started_at AND m.created_at <= j.finished_at
 cmp_ok($node->safe_psql('postgres', "SELECT rnnlm_perplexity('nightly', 'line 3 of a corpus')"),
 	'>', 1, 'and it scores text');
 
+note("cron runs:\n" . $node->safe_psql('postgres', q{
+SELECT string_agg(format('%s %s %s %s %s', runid, status, return_message, start_time, end_time), E'\n'
+                  ORDER BY runid)
+  FROM cron.job_run_details}));
+
 is($node->safe_psql('postgres', "SELECT cron.unschedule('rnnlm-nightly')"), 't',
 	'the retraining is unscheduled');
 is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job"), '0', 'no cron job is left');
