@@ -42,7 +42,6 @@ CREATE TABLE rnnlm.job (
     state           text NOT NULL DEFAULT 'queued'
                     CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'succeeded', 'failed', 'cancelled'])),
     worker_pid      integer,
-    worker_started  timestamptz,
     epoch           integer,
     epochs          integer,
     step            bigint,
@@ -84,22 +83,29 @@ CREATE POLICY job_delete ON rnnlm.job FOR DELETE
 GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.job TO PUBLIC;
 GRANT USAGE, SELECT ON SEQUENCE rnnlm.job_id_seq TO PUBLIC;
 
--- Whether the worker recorded for a job is still running it.
-CREATE FUNCTION rnnlm.job_worker_alive(worker_pid integer, worker_started timestamptz)
-RETURNS boolean
+-- The pid of the worker running a job, or NULL when none is.  A job's
+-- worker holds a session advisory lock on (1919839852, the job id modulo
+-- 2^31) from the moment it starts until it exits, crash included; pg_locks
+-- shows it to every role, whatever its privileges, and is never stale.
+CREATE FUNCTION rnnlm.job_worker(job_id bigint)
+RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
-    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
-                    WHERE a.pid OPERATOR(pg_catalog.=) worker_pid
-                      AND a.backend_type OPERATOR(pg_catalog.=) 'rnnlm training job'
-                      AND (worker_started IS NULL
-                           OR a.backend_start OPERATOR(pg_catalog.=) worker_started))
+    SELECT l.pid FROM pg_catalog.pg_locks l
+     WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
+       AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+       AND l.classid OPERATOR(pg_catalog.=) 1919839852::pg_catalog.oid
+       AND l.objid OPERATOR(pg_catalog.=) (job_id OPERATOR(pg_catalog.%) 2147483648)::pg_catalog.oid
+       AND l.objsubid OPERATOR(pg_catalog.=) 2
+       AND l.granted
+     LIMIT 1
 $$;
 
 CREATE VIEW rnnlm.jobs WITH (security_barrier, security_invoker = true) AS
 SELECT id, model, owner,
        CASE WHEN state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running'])
                  AND worker_pid IS NOT NULL
-                 AND NOT rnnlm.job_worker_alive(worker_pid, worker_started)
+                 AND rnnlm.job_worker(id) IS NULL
             THEN 'interrupted' ELSE state END AS state,
        epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
        started_at, updated_at, eta, error, summary,

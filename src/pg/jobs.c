@@ -24,6 +24,13 @@
  * table with a worker that is gone, which rnnlm.jobs shows as
  * 'interrupted'; rnnlm_resume starts a new worker that restores the last
  * checkpoint and ends with the weights an uninterrupted run would have had.
+ *
+ * Whether a job has a worker is told by a session advisory lock that the
+ * worker takes before anything else and holds until it exits, crash or not
+ * (rnnlm.job_worker): pg_locks is current and shows every role every lock,
+ * where pg_stat_activity is a per-transaction snapshot and hides other
+ * roles' sessions.  A second worker for the same job (a resume racing a
+ * live worker) finds the lock taken and exits without touching the job.
  */
 #include "rnnlm_pg.h"
 
@@ -44,6 +51,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -56,6 +64,9 @@ PG_FUNCTION_INFO_V1(rnnlm_wait);
 PG_FUNCTION_INFO_V1(rnnlm_resume);
 
 PGDLLEXPORT void rnnlm_job_main(Datum arg);
+
+/* The first key of a job's advisory lock ("rnnl"); the second is its id mod 2^31. */
+#define RNNLM_JOB_LOCK_KEY 1919839852
 
 /* A running job records its progress at least this often. */
 #define PROGRESS_SECONDS 10.0
@@ -170,25 +181,21 @@ exec_job(const char *sql, int64 job_id, int nargs, Oid *types, Datum *values,
 }
 
 /*
- * Waits (at most 10 s) until a new worker shows in pg_stat_activity, which
- * it does only once it has connected, so that rnnlm.jobs does not take the
- * moment before for a worker that is gone.
+ * Waits (at most 10 s) until a job's new worker holds the job's lock, which
+ * it takes first thing, so that rnnlm.jobs does not take the moment before
+ * for a worker that is gone.
  */
 static void
-await_worker(int pid)
+await_worker(int64 job_id)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(pid)};
 	int			i;
 
 	for (i = 0; i < 1000; i++)
 	{
 		bool		isnull;
 
-		pgstat_clear_snapshot();
-		if (SPI_execute_with_args("SELECT rnnlm.job_worker_alive($1, NULL)", 1, types, values,
-								  NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "rnnlm: could not look for the job's worker");
+		exec_job("SELECT rnnlm.job_worker($1) IS NOT NULL", job_id, 0, NULL, NULL, NULL,
+				 SPI_OK_SELECT);
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -196,7 +203,6 @@ await_worker(int pid)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	pgstat_clear_snapshot();
 }
 
 /* Records the pid of a job's new worker. */
@@ -208,7 +214,7 @@ record_worker(int64 job_id, int pid)
 
 	exec_job("UPDATE rnnlm.job SET worker_pid = $2 WHERE id OPERATOR(pg_catalog.=) $1",
 			 job_id, 1, types, values, NULL, SPI_OK_UPDATE);
-	await_worker(pid);
+	await_worker(job_id);
 }
 
 /* Removes this role's finished jobs older than rnnlm.job_retention. */
@@ -291,14 +297,18 @@ rnnlm_train_async(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(job_id);
 }
 
-/* The state (as rnnlm.jobs shows it) and worker pid of a job this role can see. */
+/*
+ * The state of a job this role can see, as rnnlm.jobs shows it.  A worker
+ * commits the job's end before it releases the job's lock, so a job that
+ * looks interrupted is read once more: if the table then says it ended, it
+ * ended in between (rather than being interrupted).
+ */
 static char *
-job_state(int64 job_id, int *pid, bool missing_ok)
+job_state(int64 job_id, bool missing_ok)
 {
-	bool		isnull;
-	Datum		d;
+	char	   *state;
 
-	exec_job("SELECT state, worker_pid FROM rnnlm.jobs WHERE id OPERATOR(pg_catalog.=) $1",
+	exec_job("SELECT state FROM rnnlm.jobs WHERE id OPERATOR(pg_catalog.=) $1",
 			 job_id, 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
@@ -309,9 +319,16 @@ job_state(int64 job_id, int *pid, bool missing_ok)
 				 errmsg("rnnlm job " INT64_FORMAT " does not exist", job_id),
 				 errhint("SELECT id, model, state FROM rnnlm.jobs lists your jobs.")));
 	}
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	*pid = isnull ? 0 : DatumGetInt32(d);
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(state, "interrupted") == 0)
+	{
+		exec_job("SELECT state FROM rnnlm.job WHERE id OPERATOR(pg_catalog.=) $1 "
+				 "  AND state OPERATOR(pg_catalog.<>) ALL (ARRAY['queued', 'running'])",
+				 job_id, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+	return state;
 }
 
 /*
@@ -324,36 +341,34 @@ Datum
 rnnlm_cancel(PG_FUNCTION_ARGS)
 {
 	int64		job_id = PG_GETARG_INT64(0);
-	int			pid;
 	char	   *state;
 	bool		result = true;
 
 	PreventCommandIfReadOnly("rnnlm_cancel()");
 	SPI_connect();
-	state = job_state(job_id, &pid, false);
-	if (strcmp(state, "running") == 0 || strcmp(state, "queued") == 0)
-	{
-		Oid			types[1] = {INT4OID};
-		Datum		values[1] = {Int32GetDatum(pid)};
-
-		if (strcmp(state, "queued") == 0)
-			exec_job("UPDATE rnnlm.job SET state = 'cancelled', finished_at = pg_catalog.now(), "
-					 "  updated_at = pg_catalog.now(), error = 'cancelled before it started', "
-					 "  error_code = '57014' "
-					 "WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'queued'",
-					 job_id, 0, NULL, NULL, NULL, SPI_OK_UPDATE);
-		if (pid != 0)
-			exec_job("SELECT pg_catalog.pg_cancel_backend(j.worker_pid) FROM rnnlm.job j "
-					 "WHERE j.id OPERATOR(pg_catalog.=) $1 AND j.worker_pid OPERATOR(pg_catalog.=) $2 "
-					 "  AND rnnlm.job_worker_alive(j.worker_pid, j.worker_started)",
-					 job_id, 1, types, values, NULL, SPI_OK_SELECT);
-	}
+	state = job_state(job_id, false);
+	if (strcmp(state, "queued") == 0)
+		exec_job("UPDATE rnnlm.job SET state = 'cancelled', finished_at = pg_catalog.now(), "
+				 "  updated_at = pg_catalog.now(), error = 'cancelled before it started', "
+				 "  error_code = '57014' "
+				 "WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'queued'",
+				 job_id, 0, NULL, NULL, NULL, SPI_OK_UPDATE);
+	if (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0)
+		/* the process that holds the job's lock, with pg_cancel_backend's checks */
+		exec_job("SELECT pg_catalog.pg_cancel_backend(w.pid) "
+				 "FROM (SELECT rnnlm.job_worker($1) AS pid) w WHERE w.pid IS NOT NULL",
+				 job_id, 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	else if (strcmp(state, "interrupted") == 0)
+	{
 		exec_job("UPDATE rnnlm.job SET state = 'cancelled', finished_at = pg_catalog.now(), "
 				 "  updated_at = pg_catalog.now(), error = 'cancelled after it was interrupted', "
 				 "  error_code = '57014', checkpoint = NULL "
-				 "WHERE id OPERATOR(pg_catalog.=) $1",
+				 "WHERE id OPERATOR(pg_catalog.=) $1 "
+				 "  AND state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) "
+				 "  AND rnnlm.job_worker(id) IS NULL",
 				 job_id, 0, NULL, NULL, NULL, SPI_OK_UPDATE);
+		result = SPI_processed > 0;
+	}
 	else
 		result = false;
 	SPI_finish();
@@ -436,12 +451,10 @@ rnnlm_wait(PG_FUNCTION_ARGS)
 	check_not_own_transaction(job_id);
 	for (;;)
 	{
-		int			pid;
 		char	   *state;
 
-		pgstat_clear_snapshot();	/* see workers that ended since the last look */
 		SPI_connect();
-		state = job_state(job_id, &pid, false);
+		state = job_state(job_id, false);
 		if (strcmp(state, "succeeded") == 0)
 		{
 			bool		isnull;
@@ -488,23 +501,27 @@ Datum
 rnnlm_resume(PG_FUNCTION_ARGS)
 {
 	int64		job_id = PG_GETARG_INT64(0);
-	int			pid;
 	char	   *state;
 	bool		isnull;
 	Oid			owner;
 
 	PreventCommandIfReadOnly("rnnlm_resume()");
 	SPI_connect();
-	state = job_state(job_id, &pid, false);
-	if (strcmp(state, "interrupted") != 0)
+	state = job_state(job_id, false);
+	if (strcmp(state, "interrupted") == 0)
+		exec_job("UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, "
+				 "  resumes = resumes OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now() "
+				 "WHERE id OPERATOR(pg_catalog.=) $1 "
+				 "  AND state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) "
+				 "  AND rnnlm.job_worker(id) IS NULL "
+				 "RETURNING owner::pg_catalog.oid",
+				 job_id, 0, NULL, NULL, NULL, SPI_OK_UPDATE_RETURNING);
+	if (strcmp(state, "interrupted") != 0 || SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("rnnlm job " INT64_FORMAT " is %s", job_id, state),
+				 errmsg("rnnlm job " INT64_FORMAT " is %s", job_id,
+						strcmp(state, "interrupted") == 0 ? "running" : state),
 				 errdetail("Only an interrupted job can be resumed.")));
-	exec_job("UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, worker_started = NULL, "
-			 "  resumes = resumes OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now() "
-			 "WHERE id OPERATOR(pg_catalog.=) $1 RETURNING owner::pg_catalog.oid",
-			 job_id, 0, NULL, NULL, NULL, SPI_OK_UPDATE_RETURNING);
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	check_can_login(owner);
 	record_worker(job_id, start_worker(job_id, owner));
@@ -552,18 +569,18 @@ column_text(int col, MemoryContext cxt)
 static bool
 claim_job(int64 job_id, JobRow *row, MemoryContext cxt)
 {
-	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
-	Datum		values[2] = {Int32GetDatum(MyProcPid), TimestampTzGetDatum(MyStartTimestamp)};
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(MyProcPid)};
 	bool		isnull;
 	Datum		d;
 	MemoryContext old;
 
 	begin_txn();
-	exec_job("UPDATE rnnlm.job SET state = 'running', worker_pid = $2, worker_started = $3, "
+	exec_job("UPDATE rnnlm.job SET state = 'running', worker_pid = $2, "
 			 "  started_at = COALESCE(started_at, pg_catalog.now()), updated_at = pg_catalog.now() "
 			 "WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'queued' "
 			 "RETURNING model, training_query, options, search_path, threads, checkpoint",
-			 job_id, 2, types, values, NULL, SPI_OK_UPDATE_RETURNING);
+			 job_id, 1, types, values, NULL, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
 	{
 		commit_txn();
@@ -754,6 +771,24 @@ run_job(int64 job_id, MemoryContext cxt)
 	rnnlm_training_free(&t);
 }
 
+/*
+ * Takes the job's session advisory lock (see rnnlm.job_worker), held until
+ * this process exits; false when another worker holds it already.
+ */
+static bool
+lock_job(int64 job_id)
+{
+	bool		got;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	got = DatumGetBool(DirectFunctionCall2(pg_try_advisory_lock_int4,
+										   Int32GetDatum(RNNLM_JOB_LOCK_KEY),
+										   Int32GetDatum((int32) (job_id % 2147483648LL))));
+	CommitTransactionCommand();
+	return got;
+}
+
 /* Waits for the transaction that submitted the job to commit or roll back. */
 static void
 wait_for_submitter(TransactionId xid)
@@ -779,6 +814,8 @@ rnnlm_job_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(launch.database, launch.role, 0);
 	cxt = AllocSetContextCreate(TopMemoryContext, "rnnlm job", ALLOCSET_DEFAULT_SIZES);
 
+	if (!lock_job(launch.job_id))
+		proc_exit(0);			/* the job has a worker */
 	PG_TRY();
 	{
 		wait_for_submitter(launch.submitter);
