@@ -26,6 +26,8 @@ REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rn
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg
+# every object is rebuilt when a header changes (PGXS tracks no headers)
+HEADERS = $(wildcard src/core/*.h src/pg/*.h)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ldl -lpthread -lm
@@ -43,14 +45,16 @@ sql/rnnlm--0.2.sql: sql/rnnlm--0.1.sql sql/rnnlm--0.1--0.2.sql
 
 all: sql/rnnlm--0.2.sql
 
+$(OBJS) $(OBJS:.o=.bc): $(HEADERS)
+
 # The core is plain C: its unit tests build it again without Postgres.
 CORE_TEST_SRCS = $(CORE_SRCS) $(sort $(wildcard test/core/*.c))
 CORE_TEST_CFLAGS = -std=gnu99 -g -Wall -Wextra -Werror -Isrc/core -Itest/core
 
-test/core/rnnlm_core_test: $(CORE_TEST_SRCS) src/core/rnnlm_core.h $(wildcard test/core/*.h)
+test/core/rnnlm_core_test: $(CORE_TEST_SRCS) $(wildcard src/core/*.h) $(wildcard test/core/*.h)
 	$(CC) $(CORE_TEST_CFLAGS) -O2 -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
 
-test/core/rnnlm_core_test_asan: $(CORE_TEST_SRCS) src/core/rnnlm_core.h $(wildcard test/core/*.h)
+test/core/rnnlm_core_test_asan: $(CORE_TEST_SRCS) $(wildcard src/core/*.h) $(wildcard test/core/*.h)
 	$(CC) $(CORE_TEST_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
 

@@ -20,7 +20,7 @@ SELECT i, (ARRAY['the printer is jammed again', 'cannot log in to the vpn',
 -- Options of a small word model that fits the training rows in a few epochs
 -- and then stops improving on the held-out ones.
 CREATE FUNCTION tr_opts(extra jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
-    SELECT '{"epochs": 12, "hidden_size": 32, "embedding_dim": 16, "num_layers": 1,
+    SELECT '{"epochs": 20, "hidden_size": 32, "embedding_dim": 16, "num_layers": 1,
              "learning_rate": 0.05, "batch_size": 4, "seq_len": 8,
              "validation_fraction": 0.2, "seed": 3}'::jsonb || extra
 $$;
@@ -53,7 +53,7 @@ SELECT s->'epochs_run' AS epochs_run, s->'stopped_early' AS stopped_early,
 SELECT count(*) AS epochs_recorded, bool_and(learning_rate = 0.05) AS one_rate
   FROM rnnlm_training_history('tr_best');
 SELECT val_loss = (SELECT min(val_loss) FROM tr_hist('tr_best')) AS stored_val_loss_is_min,
-       trained_tokens = (SELECT (s->>'train_tokens')::bigint * 12 FROM tr_summary) AS trained_all_epochs
+       trained_tokens = (SELECT (s->>'train_tokens')::bigint * 20 FROM tr_summary) AS trained_all_epochs
   FROM rnnlm.models WHERE name = 'tr_best';
 SELECT rnnlm_train('tr_best_n', 'SELECT body FROM tr_docs ORDER BY i',
                    tr_opts(jsonb_build_object('epochs', (SELECT s->'kept_epoch' FROM tr_summary),
@@ -81,7 +81,7 @@ SELECT p, rnnlm_train('tr_early_' || p, 'SELECT body FROM tr_docs ORDER BY i',
                                                  'keep_best', false))) AS s
   FROM generate_series(1, 2) AS p;
 SELECT p, s->'stopped_early' AS stopped_early,
-       (s->>'epochs_run')::int < 12 AS before_the_end,
+       (s->>'epochs_run')::int < 20 AS before_the_end,
        -- the last p epochs did not improve, and no earlier p in a row failed to
        (SELECT bool_and(NOT improved) FROM tr_hist('tr_early_' || p) h
          WHERE h.epoch > (e.s->>'epochs_run')::int - p) AS last_p_no_better,
