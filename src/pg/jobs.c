@@ -698,8 +698,8 @@ finish_job(int64 job_id, RnnlmTraining *t)
 	Oid			types[2] = {JSONBOID, JSONBOID};
 	Datum		values[2];
 
-	rnnlm_training_finish(t);
 	record_progress(job_id, t, NULL, 0);
+	rnnlm_training_finish(t);	/* frees the run */
 	begin_txn();
 	rnnlm_training_store(t);
 	values[0] = DirectFunctionCall1(jsonb_in,

@@ -123,6 +123,7 @@ typedef struct RnnlmTraining
 	rl_model   *model;
 	rl_run	   *run;
 	rl_train_result res;
+	char	   *history;		/* JSON, once finished */
 	uint8_t    *blob;
 	size_t		blob_len;
 } RnnlmTraining;

@@ -280,12 +280,28 @@ rnnlm_training_run(RnnlmTraining *t)
 			rnnlm_raise(&t->env, "training");
 }
 
-/* Ends the run: the kept epoch's weights, serialised into t->blob. */
+/*
+ * Ends the run: the kept epoch's weights, serialised into t->blob.  The run
+ * (the trainer's activations, gradients and Adam moments, by far the most
+ * memory) and the token streams are freed first, so that storing the model,
+ * which copies it several times, does not add to the training's peak.
+ */
 void
 rnnlm_training_finish(RnnlmTraining *t)
 {
 	if (rl_run_finish(t->run, &t->res) != RL_OK)
 		rnnlm_raise(&t->env, "training");
+	{
+		MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
+		t->history = rnnlm_training_history_json(t);
+		MemoryContextSwitchTo(old);
+	}
+	rl_run_free(t->run);
+	t->run = NULL;
+	rl_free(&t->env, t->train);
+	rl_free(&t->env, t->val);
+	t->train = t->val = NULL;
 	if (rl_model_serialize(&t->env, t->model, &t->blob, &t->blob_len) != RL_OK)
 		rnnlm_raise(&t->env, "serializing the model");
 }
@@ -300,7 +316,10 @@ append_exact(StringInfo s, const char *key, double v)
 		appendStringInfo(s, ", \"%s\": %.17g", key, v);
 }
 
-/* The finished epochs as a jsonb array (rnnlm_training_history's rows). */
+/*
+ * The finished epochs as a JSON array (rnnlm_training_history's rows),
+ * allocated in the current memory context while the run goes on.
+ */
 char *
 rnnlm_training_history_json(RnnlmTraining *t)
 {
@@ -309,6 +328,8 @@ rnnlm_training_history_json(RnnlmTraining *t)
 				i;
 	StringInfoData s;
 
+	if (t->run == NULL)
+		return t->history;		/* finished */
 	h = rl_run_history(t->run, &n);
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '[');

@@ -230,3 +230,40 @@ test_model(rl_env *env, rl_cell_kind cell, int32_t V, int32_t E, int32_t H,
 	test_fill_uniform(m->params, m->nparams, scale, &rng);
 	return m;
 }
+
+/* A char model over a copy of v (the model owns its vocabulary), from seed. */
+rl_model *
+test_model_for_vocab(rl_env *env, const rl_vocab *v, rl_cell_kind cell,
+					 int32_t E, int32_t H, int32_t L, uint64_t seed)
+{
+	rl_config	cfg;
+	rl_vocab   *copy;
+	rl_model   *m;
+	uint32_t   *lens = malloc((size_t) v->size * sizeof(uint32_t));
+	int32_t		i;
+
+	if (lens == NULL)
+		tap_bail("out of memory");
+	for (i = 0; i < v->size; i++)
+	{
+		size_t		len;
+
+		(void) rl_vocab_token(v, i, &len);
+		lens[i] = (uint32_t) len;
+	}
+	if (rl_vocab_create(env, v->size, lens, v->strings, &copy) != RL_OK)
+		tap_bail("rl_vocab_create: %s", env->errmsg);
+	free(lens);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cell = cell;
+	cfg.tokenizer = RL_TOK_CHAR;
+	cfg.lowercase = 1;
+	cfg.vocab_size = copy->size;
+	cfg.embedding_dim = E;
+	cfg.hidden_size = H;
+	cfg.num_layers = L;
+	if (rl_model_create(env, &cfg, copy, &m) != RL_OK)
+		tap_bail("rl_model_create: %s", env->errmsg);
+	rl_model_init_weights(m, seed, 1.0f);
+	return m;
+}

@@ -46,6 +46,10 @@ extern rl_vocab *test_vocab(rl_env *env, int32_t V);
 extern rl_model *test_model(rl_env *env, rl_cell_kind cell, int32_t V, int32_t E,
 							int32_t H, int32_t L, double scale, uint64_t seed);
 
+/* A char model (lowercase) over a copy of v, initialised from seed (forget bias 1). */
+extern rl_model *test_model_for_vocab(rl_env *env, const rl_vocab *v, rl_cell_kind cell,
+									  int32_t E, int32_t H, int32_t L, uint64_t seed);
+
 /* ---------- the groups, with the number of test points each emits ---------- */
 
 extern void test_gradients(void);

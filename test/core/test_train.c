@@ -142,42 +142,11 @@ corpus_free(rl_env *env, corpus *c)
 	rl_free(env, c->val);
 }
 
-/* A model over the corpus vocabulary, initialised from seed. */
+/* A small char model over a copy of the corpus vocabulary, initialised from seed. */
 static rl_model *
 corpus_model(rl_env *env, const corpus *c, rl_cell_kind cell, int L, uint64_t seed)
 {
-	rl_config	cfg;
-	rl_vocab   *v;
-	rl_model   *m;
-	uint32_t	lens[16];
-	char		strings[64];
-	size_t		pos = 0;
-	int32_t		i;
-
-	/* the model owns its vocabulary: give it a copy */
-	for (i = 0; i < c->vocab->size; i++)
-	{
-		size_t		len;
-		const char *t = rl_vocab_token(c->vocab, i, &len);
-
-		lens[i] = (uint32_t) len;
-		memcpy(strings + pos, t, len);
-		pos += len;
-	}
-	if (rl_vocab_create(env, c->vocab->size, lens, strings, &v) != RL_OK)
-		tap_bail("rl_vocab_create: %s", env->errmsg);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.cell = cell;
-	cfg.tokenizer = RL_TOK_CHAR;
-	cfg.lowercase = 1;
-	cfg.vocab_size = v->size;
-	cfg.embedding_dim = 8;
-	cfg.hidden_size = 16;
-	cfg.num_layers = L;
-	if (rl_model_create(env, &cfg, v, &m) != RL_OK)
-		tap_bail("rl_model_create: %s", env->errmsg);
-	rl_model_init_weights(m, seed, 1.0f);
-	return m;
+	return test_model_for_vocab(env, c->vocab, cell, 8, 16, L, seed);
 }
 
 /* The options the smoke tests train with. */
