@@ -459,3 +459,17 @@ AS 'MODULE_PATHNAME', 'rnnlm_tune'
 LANGUAGE C VOLATILE ROWS 8;
 COMMENT ON FUNCTION rnnlm_tune(text, text, jsonb, jsonb) IS
     'train one model per combination of a grid of options and keep the best by validation loss';
+
+-- A statement that calls the per-row functions runs without JIT (their
+-- COST makes large scans parallel, and would also make them JIT-compiled,
+-- which only loads LLVM for work done in C): src/pg/jit.c.  The support
+-- function makes the planner load the library while it plans such a
+-- statement, so that the library's executor hook sees that statement too.
+CREATE FUNCTION rnnlm.planner_support(internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'rnnlm_planner_support'
+LANGUAGE C STRICT;
+ALTER FUNCTION rnnlm_perplexity(text, text) SUPPORT rnnlm.planner_support;
+ALTER FUNCTION rnnlm_perplexity(text, text[]) SUPPORT rnnlm.planner_support;
+ALTER FUNCTION rnnlm_token_logprobs(text, text) SUPPORT rnnlm.planner_support;
+ALTER FUNCTION rnnlm_generate(text, text, integer, double precision, integer, double precision, bigint)
+    SUPPORT rnnlm.planner_support;

@@ -55,4 +55,5 @@ _PG_init(void)
 							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rnnlm");
+	rnnlm_jit_init();
 }

@@ -27,6 +27,9 @@ extern int	rnnlm_job_retention_min;
 
 #define RNNLM_MAX_MEMORY_BYTES() ((size_t) rnnlm_max_memory_mb << 20)
 
+/* jit.c: no JIT for statements that call the per-row functions */
+extern void rnnlm_jit_init(void);
+
 /* glue.c: the core's environment inside a backend */
 extern void rnnlm_env_init(rl_env *env, MemoryContext cxt, bool progress);
 extern void rnnlm_raise(rl_env *env, const char *what) pg_attribute_noreturn();
