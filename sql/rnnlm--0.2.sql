@@ -473,3 +473,10 @@ ALTER FUNCTION rnnlm_perplexity(text, text[]) SUPPORT rnnlm.planner_support;
 ALTER FUNCTION rnnlm_token_logprobs(text, text) SUPPORT rnnlm.planner_support;
 ALTER FUNCTION rnnlm_generate(text, text, integer, double precision, integer, double precision, bigint)
     SUPPORT rnnlm.planner_support;
+
+CREATE FUNCTION rnnlm_runtime()
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_runtime'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION rnnlm_runtime() IS
+    'the processor features, BLAS kernels, vector kernels, precision and threads this backend uses';

@@ -11,7 +11,7 @@ SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
   JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
  WHERE e.extname = 'rnnlm' AND d.deptype = 'e'
- ORDER BY p.proname;
+ ORDER BY p.proname, pg_get_function_arguments(p.oid) COLLATE "C";
 
 -- the view's columns, in order
 SELECT attnum, attname, format_type(atttypid, atttypmod) AS type

@@ -31,7 +31,12 @@ typedef void (*sgemv_fn) (int order, int ta, int m, int n, float alpha,
 						  float beta, float *y, int incy);
 typedef void (*set_threads_fn) (int n);
 
+typedef char *(*string_fn) (void);
+
 static sgemm_fn blas_sgemm;
+static string_fn blas_corename;
+static string_fn blas_config;
+static const char *blas_loaded;
 static sgemv_fn blas_sgemv;
 static set_threads_fn blas_set_threads;
 static int	blas_nthreads = 1;
@@ -63,6 +68,9 @@ rl_blas_load(char *errbuf, size_t errlen)
 		blas_sgemm = (sgemm_fn) dlsym(h, "cblas_sgemm");
 		blas_sgemv = (sgemv_fn) dlsym(h, "cblas_sgemv");
 		blas_set_threads = (set_threads_fn) dlsym(h, "openblas_set_num_threads");
+		blas_corename = (string_fn) dlsym(h, "openblas_get_corename");
+		blas_config = (string_fn) dlsym(h, "openblas_get_config");
+		blas_loaded = blas_names[i - 1];
 		if (blas_set_threads)
 			blas_set_threads(blas_nthreads);
 	}
@@ -155,4 +163,53 @@ rl_sgemm(int transa, int transb, int m, int n, int k,
 			   transa ? CBLAS_TRANS : CBLAS_NO_TRANS,
 			   transb ? CBLAS_TRANS : CBLAS_NO_TRANS,
 			   m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/*
+ * OpenBLAS's names for kernels older than AVX2.  OpenBLAS picks its kernels
+ * from a table of processor models, and one it does not know gets one of
+ * these; on a processor with AVX2 and FMA that is several times slower.
+ */
+static const char *const legacy_cores[] = {
+	"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai",
+	"coppermine", "northwood", "banias", "opteron", "opteron_sse3", "barcelona",
+	"bobcat", "nano", "sandybridge", "bulldozer", "piledriver", "generic", NULL
+};
+
+/* Whether a core name is one of those, case aside. */
+static int
+is_legacy_core(const char *core)
+{
+	char		lower[64];
+	int			i;
+
+	for (i = 0; core[i] && i < 63; i++)
+		lower[i] = (char) ((core[i] >= 'A' && core[i] <= 'Z') ? core[i] + 32 : core[i]);
+	lower[i] = '\0';
+	for (i = 0; legacy_cores[i]; i++)
+		if (strcmp(lower, legacy_cores[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* What the loaded OpenBLAS chose, and whether that falls short of this CPU. */
+void
+rl_blas_describe(rl_blas_info *info)
+{
+	rl_cpu_info cpu;
+	const char *s;
+
+	memset(info, 0, sizeof(*info));
+	if (blas_loaded)
+		snprintf(info->library, sizeof(info->library), "%s", blas_loaded);
+	if (blas_corename && (s = blas_corename()) != NULL)
+		snprintf(info->core, sizeof(info->core), "%s", s);
+	if (blas_config && (s = blas_config()) != NULL)
+		snprintf(info->config, sizeof(info->config), "%s", s);
+	/* trailing blanks: OpenBLAS pads some names */
+	while (info->core[0] && info->core[strlen(info->core) - 1] == ' ')
+		info->core[strlen(info->core) - 1] = '\0';
+	rl_cpu_detect(&cpu);
+	info->legacy_core = info->core[0] && cpu.has[RL_CPU_AVX2] && cpu.has[RL_CPU_FMA] &&
+		is_legacy_core(info->core);
 }

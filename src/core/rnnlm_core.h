@@ -84,6 +84,35 @@ extern void rl_sgemm(int transa, int transb, int m, int n, int k,
 					 const float *b, int ldb,
 					 float beta, float *c, int ldc);
 
+/* cpu.c: the processor's feature flags */
+enum
+{
+	RL_CPU_SSE42, RL_CPU_AVX, RL_CPU_AVX2, RL_CPU_FMA, RL_CPU_F16C,
+	RL_CPU_AVX512F, RL_CPU_AVX512BW, RL_CPU_AVX512DQ, RL_CPU_AVX512VL,
+	RL_CPU_AVX512VNNI, RL_CPU_AVX512BF16, RL_CPU_AMXTILE, RL_CPU_AMXBF16,
+	RL_CPU_AMXINT8, RL_CPU_NFEATURES
+};
+
+typedef struct rl_cpu_info
+{
+	char		vendor[13];		/* "GenuineIntel", "AuthenticAMD", ... */
+	unsigned char has[RL_CPU_NFEATURES];	/* supported by the CPU and the OS */
+} rl_cpu_info;
+
+extern void rl_cpu_detect(rl_cpu_info *info);
+extern const char *rl_cpu_feature_name(int f);
+
+/* What OpenBLAS chose when it was loaded (empty strings before, or if it does not say). */
+typedef struct rl_blas_info
+{
+	char		library[64];	/* the file loaded */
+	char		core[64];		/* openblas_get_corename(): its kernels */
+	char		config[256];	/* openblas_get_config() */
+	int			legacy_core;	/* kernels older than AVX2 on a CPU with AVX2 and FMA */
+} rl_blas_info;
+
+extern void rl_blas_describe(rl_blas_info *info);
+
 /* kernels.c: elementwise and one-row kernels, AVX2+FMA chosen at run time */
 extern int	rl_kernels_simd(void);
 extern void rl_kernels_set_simd(int on);

@@ -1,0 +1,108 @@
+# rnnlm_runtime() reports what this backend computes with, and it is right:
+# the processor features it lists are those /proc/cpuinfo lists; the vector
+# kernels are AVX2+FMA exactly when the processor has both; OpenBLAS runs
+# kernels of this processor's generation, not an older core it falls back
+# to for models it does not know.  With an older core forced by hand
+# (OPENBLAS_CORETYPE=Prescott) the report says so, and the scores agree
+# with those of the native kernels.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use lib "$ENV{RNNLM_REPO}/test/perl";
+use RnnlmTest;
+
+my %cpuinfo;
+if (open(my $fh, '<', '/proc/cpuinfo'))
+{
+	while (<$fh>)
+	{
+		if (/^flags\s*:\s*(.*)$/) { $cpuinfo{$_} = 1 for split ' ', $1; last; }
+	}
+	close $fh;
+}
+plan skip_all => 'no flags line in /proc/cpuinfo (not an x86 Linux machine)' unless %cpuinfo;
+
+my @names = qw(sse4_2 avx avx2 fma f16c avx512f avx512bw avx512dq avx512vl
+  avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8);
+delete local $ENV{OPENBLAS_CORETYPE};
+my $node = RnnlmTest::new_node('runtime');
+
+# The report of a fresh backend, as a hash of its scalar fields.
+sub runtime
+{
+	my ($n) = @_;
+	my %r;
+	for my $line (split /\n/, $n->safe_psql('postgres', q{
+		WITH rt AS (SELECT rnnlm_runtime() AS r)
+		SELECT unnest(ARRAY[
+		  'features=' || (SELECT coalesce(string_agg(f, ' ' ORDER BY f COLLATE "C"), '')
+		                    FROM jsonb_array_elements_text(r->'cpu'->'features') f),
+		  'vendor=' || (r->'cpu'->>'vendor'),
+		  'core=' || (r->'blas'->>'core'),
+		  'legacy_core=' || (r->'blas'->>'legacy_core'),
+		  'library=' || (r->'blas'->>'library'),
+		  'vector=' || (r->'kernels'->>'vector'),
+		  'precision=' || (r->>'precision')])
+		FROM rt}))
+	{
+		my ($k, $v) = split /=/, $line, 2;
+		$r{$k} = $v // '';
+	}
+	return \%r;
+}
+
+my $r = runtime($node);
+diag("runtime: $_ = $r->{$_}") for sort keys %$r;
+my $expected = join ' ', sort grep { $cpuinfo{$_} } @names;
+is($r->{features}, $expected, 'the features reported are those /proc/cpuinfo lists');
+my $avx2 = $cpuinfo{avx2} && $cpuinfo{fma};
+is($r->{vector}, $avx2 ? 'avx2+fma' : 'portable',
+	'the vector kernels are AVX2+FMA exactly when the processor has both');
+like($r->{library}, qr/openblas/, 'OpenBLAS is the BLAS library');
+isnt($r->{core}, '', "OpenBLAS names the kernels it chose ($r->{core})");
+is($r->{legacy_core}, 'false',
+	"OpenBLAS does not fall back to kernels older than this processor ($r->{core})");
+is($r->{precision}, 'fp32', 'the precision is fp32');
+
+# Scores of a small model, to compare across kernels.
+$node->safe_psql('postgres', q{
+CREATE TABLE rt_docs AS
+  SELECT 'line ' || i || ' about printers, tickets and logs' AS body FROM generate_series(1, 200) i;
+SELECT rnnlm_train('rt_m', 'SELECT body FROM rt_docs',
+  '{"tokenizer": "char", "epochs": 1, "hidden_size": 64, "embedding_dim": 16}');
+});
+my $scores_sql = q{SELECT string_agg(rnnlm_perplexity('rt_m', body)::text, ' ' ORDER BY body)
+                     FROM (SELECT body FROM rt_docs LIMIT 20) d};
+my @native = split ' ', $node->safe_psql('postgres', $scores_sql);
+my $blob = $node->safe_psql('postgres', q{SELECT encode(rnnlm_export('rt_m'), 'hex')});
+$node->stop;
+
+# The same model on an older core, forced by hand.
+{
+	local $ENV{OPENBLAS_CORETYPE} = 'Prescott';
+	my $old = RnnlmTest::new_node('prescott');
+	my $p = runtime($old);
+	is(lc $p->{core}, 'prescott', 'OPENBLAS_CORETYPE=Prescott gives the Prescott kernels');
+	is($p->{legacy_core}, $avx2 ? 'true' : 'false',
+		'which the report flags as older than the processor when it has AVX2 and FMA');
+	$old->safe_psql('postgres', "SELECT rnnlm_import('rt_m', decode('$blob', 'hex'))");
+	$old->safe_psql('postgres', q{
+CREATE TABLE rt_docs AS
+  SELECT 'line ' || i || ' about printers, tickets and logs' AS body FROM generate_series(1, 200) i;});
+	my @prescott = split ' ', $old->safe_psql('postgres', $scores_sql);
+	my $worst = 0;
+	for my $i (0 .. $#native)
+	{
+		my $rel = abs($native[$i] - $prescott[$i]) / $native[$i];
+		$worst = $rel if $rel > $worst;
+	}
+	is(scalar @prescott, scalar @native, 'both score the same rows');
+	cmp_ok($worst, '<', 1e-5,
+		sprintf('the Prescott kernels give the same perplexities (worst relative difference %.2g)', $worst));
+	$old->stop;
+}
+
+done_testing();
