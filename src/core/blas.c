@@ -9,14 +9,29 @@
  * rl_blas_load() dlopen()s it with every signal blocked, and
  * rl_blas_set_threads() blocks them again around anything that may start new
  * workers.  The workers never run any code of ours.
+ *
+ * OpenBLAS picks its kernels from a table of processor models when it is
+ * loaded, and falls back to old kernels (Prescott, SSE3) for a model it
+ * does not know, several times slower on a processor with AVX2 or AVX-512.
+ * Unless the user has set OPENBLAS_CORETYPE, rl_blas_load first asks a
+ * child process, which loads OpenBLAS, reports the core it picked and
+ * exits; if that core is older than what the feature flags say the
+ * processor has, it sets OPENBLAS_CORETYPE from the flags (AVX-512 F, BW,
+ * DQ and VL: SkylakeX; AVX2 and FMA: Zen on AMD, Haswell elsewhere) before
+ * loading OpenBLAS itself.  rl_blas_describe says which way it went.
  */
 #include "rnnlm_core.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* CBLAS enum values, fixed by the CBLAS standard. */
 #define CBLAS_ROW_MAJOR 101
@@ -37,6 +52,10 @@ static sgemm_fn blas_sgemm;
 static string_fn blas_corename;
 static string_fn blas_config;
 static const char *blas_loaded;
+static const char *blas_chosen_by = "openblas";
+static char blas_probed[64];	/* the core OpenBLAS picked by itself, when overridden */
+
+static int	is_legacy_core(const char *core);
 static sgemv_fn blas_sgemv;
 static set_threads_fn blas_set_threads;
 static int	blas_nthreads = 1;
@@ -46,6 +65,106 @@ static const char *const blas_names[] = {
 	"libopenblas.so",
 	NULL
 };
+
+/* dlopen()s the first OpenBLAS found; NULL if none. */
+static void *
+open_blas(int *index)
+{
+	void	   *h = NULL;
+	int			i;
+
+	for (i = 0; blas_names[i] && h == NULL; i++)
+		h = dlopen(blas_names[i], RTLD_NOW | RTLD_LOCAL);
+	*index = i - 1;
+	return h;
+}
+
+/*
+ * The core OpenBLAS picks by itself on this machine, asked of a child
+ * process so that this one loads it only once.  0 on success.  The
+ * environment variable RNNLM_TEST_BLAS_PROBE_CORETYPE, for the tests only,
+ * makes the child's OpenBLAS pick that core, as on a processor it does not
+ * know.
+ */
+static int
+probe_core(char *core, size_t len)
+{
+	int			fds[2],
+				status;
+	pid_t		pid;
+	ssize_t		n,
+				got = 0;
+
+	if (pipe(fds) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+	{
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0)
+	{
+		/* the child: loads OpenBLAS, writes its core's name, exits at once */
+		const char *test = getenv("RNNLM_TEST_BLAS_PROBE_CORETYPE");
+		int			index;
+		void	   *h;
+		string_fn	name;
+		const char *s = "";
+
+		close(fds[0]);
+		if (test)
+			setenv("OPENBLAS_CORETYPE", test, 1);
+		h = open_blas(&index);
+		name = h ? (string_fn) dlsym(h, "openblas_get_corename") : NULL;
+		if (name && name())
+			s = name();
+		if (write(fds[1], s, strlen(s)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	while (got < (ssize_t) len - 1 &&
+		   ((n = read(fds[0], core + got, len - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			got += n;
+	close(fds[0]);
+	core[got] = '\0';
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return got > 0 ? 0 : -1;
+}
+
+/* Sets OPENBLAS_CORETYPE from the feature flags when OpenBLAS would fall back. */
+static void
+choose_core(void)
+{
+	rl_cpu_info cpu;
+	char		core[64];
+	const char *pick;
+
+	if (getenv("OPENBLAS_CORETYPE"))
+	{
+		blas_chosen_by = "user";
+		return;
+	}
+	rl_cpu_detect(&cpu);
+	if (!cpu.has[RL_CPU_AVX2] || !cpu.has[RL_CPU_FMA])
+		return;					/* no better kernels to pick */
+	if (probe_core(core, sizeof(core)) != 0 || !is_legacy_core(core))
+		return;
+	if (cpu.has[RL_CPU_AVX512F] && cpu.has[RL_CPU_AVX512BW] &&
+		cpu.has[RL_CPU_AVX512DQ] && cpu.has[RL_CPU_AVX512VL])
+		pick = "SkylakeX";
+	else if (strcmp(cpu.vendor, "AuthenticAMD") == 0)
+		pick = "Zen";
+	else
+		pick = "Haswell";
+	setenv("OPENBLAS_CORETYPE", pick, 1);
+	snprintf(blas_probed, sizeof(blas_probed), "%s", core);
+	blas_chosen_by = "rnnlm";
+}
 
 /* Loads OpenBLAS once, with all signals blocked; returns 0 or -1 with errbuf set. */
 int
@@ -59,10 +178,10 @@ rl_blas_load(char *errbuf, size_t errlen)
 	if (blas_sgemm)
 		return 0;
 
+	choose_core();
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (i = 0; blas_names[i] && h == NULL; i++)
-		h = dlopen(blas_names[i], RTLD_NOW | RTLD_LOCAL);
+	h = open_blas(&i);
 	if (h)
 	{
 		blas_sgemm = (sgemm_fn) dlsym(h, "cblas_sgemm");
@@ -70,7 +189,7 @@ rl_blas_load(char *errbuf, size_t errlen)
 		blas_set_threads = (set_threads_fn) dlsym(h, "openblas_set_num_threads");
 		blas_corename = (string_fn) dlsym(h, "openblas_get_corename");
 		blas_config = (string_fn) dlsym(h, "openblas_get_config");
-		blas_loaded = blas_names[i - 1];
+		blas_loaded = blas_names[i];
 		if (blas_set_threads)
 			blas_set_threads(blas_nthreads);
 	}
@@ -212,4 +331,6 @@ rl_blas_describe(rl_blas_info *info)
 	rl_cpu_detect(&cpu);
 	info->legacy_core = info->core[0] && cpu.has[RL_CPU_AVX2] && cpu.has[RL_CPU_FMA] &&
 		is_legacy_core(info->core);
+	info->chosen_by = blas_chosen_by;
+	snprintf(info->probed_core, sizeof(info->probed_core), "%s", blas_probed);
 }

@@ -109,6 +109,8 @@ typedef struct rl_blas_info
 	char		core[64];		/* openblas_get_corename(): its kernels */
 	char		config[256];	/* openblas_get_config() */
 	int			legacy_core;	/* kernels older than AVX2 on a CPU with AVX2 and FMA */
+	const char *chosen_by;		/* "openblas", "rnnlm" (from the flags) or "user" */
+	char		probed_core[64];	/* with "rnnlm": the core OpenBLAS would have used */
 } rl_blas_info;
 
 extern void rl_blas_describe(rl_blas_info *info);

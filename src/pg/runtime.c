@@ -51,6 +51,9 @@ append_blas(StringInfo s)
 	append_string(s, "library", blas.library, true);
 	append_string(s, "core", blas.core, false);
 	append_string(s, "config", blas.config, false);
+	append_string(s, "chosen_by", blas.chosen_by ? blas.chosen_by : "", false);
+	if (blas.probed_core[0])
+		append_string(s, "instead_of", blas.probed_core, false);
 	appendStringInfo(s, ", \"legacy_core\": %s, \"threads\": %d}",
 					 blas.legacy_core ? "true" : "false", rl_blas_threads());
 }

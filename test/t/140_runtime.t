@@ -2,9 +2,12 @@
 # the processor features it lists are those /proc/cpuinfo lists; the vector
 # kernels are AVX2+FMA exactly when the processor has both; OpenBLAS runs
 # kernels of this processor's generation, not an older core it falls back
-# to for models it does not know.  With an older core forced by hand
-# (OPENBLAS_CORETYPE=Prescott) the report says so, and the scores agree
-# with those of the native kernels.
+# to for models it does not know.  When OpenBLAS does fall back (simulated
+# with RNNLM_TEST_BLAS_PROBE_CORETYPE=Prescott, which makes the probe's
+# OpenBLAS pick Prescott as it does on an unknown processor), rnnlm picks
+# the core from the feature flags instead.  An older core forced by the
+# user (OPENBLAS_CORETYPE=Prescott) is kept and reported.  Every variant
+# scores like the native kernels.
 use strict;
 use warnings;
 
@@ -44,6 +47,8 @@ sub runtime
 		  'core=' || (r->'blas'->>'core'),
 		  'legacy_core=' || (r->'blas'->>'legacy_core'),
 		  'library=' || (r->'blas'->>'library'),
+		  'chosen_by=' || (r->'blas'->>'chosen_by'),
+		  'instead_of=' || coalesce(r->'blas'->>'instead_of', ''),
 		  'vector=' || (r->'kernels'->>'vector'),
 		  'precision=' || (r->>'precision')])
 		FROM rt}))
@@ -64,7 +69,8 @@ is($r->{vector}, $avx2 ? 'avx2+fma' : 'portable',
 like($r->{library}, qr/openblas/, 'OpenBLAS is the BLAS library');
 isnt($r->{core}, '', "OpenBLAS names the kernels it chose ($r->{core})");
 is($r->{legacy_core}, 'false',
-	"OpenBLAS does not fall back to kernels older than this processor ($r->{core})");
+	"the BLAS kernels are not older than this processor ($r->{core}, chosen by $r->{chosen_by})");
+like($r->{chosen_by}, qr/^(openblas|rnnlm)$/, 'the kernels are OpenBLAS\'s choice, or rnnlm\'s when it falls back');
 is($r->{precision}, 'fp32', 'the precision is fp32');
 
 # Scores of a small model, to compare across kernels.
@@ -80,29 +86,58 @@ my @native = split ' ', $node->safe_psql('postgres', $scores_sql);
 my $blob = $node->safe_psql('postgres', q{SELECT encode(rnnlm_export('rt_m'), 'hex')});
 $node->stop;
 
-# The same model on an older core, forced by hand.
+# The core the feature flags call for, when OpenBLAS falls back.
+my $flags_core = ($cpuinfo{avx512f} && $cpuinfo{avx512bw} && $cpuinfo{avx512dq} && $cpuinfo{avx512vl})
+  ? 'skylakex' : ($r->{vendor} eq 'AuthenticAMD' ? 'zen' : 'haswell');
+
+# Scores on another node started with the given environment; its report.
+sub scores_with
 {
-	local $ENV{OPENBLAS_CORETYPE} = 'Prescott';
-	my $old = RnnlmTest::new_node('prescott');
-	my $p = runtime($old);
+	my ($name, %env) = @_;
+	local @ENV{keys %env} = values %env;
+	my $n = RnnlmTest::new_node($name);
+	my $report = runtime($n);
+	$n->safe_psql('postgres', "SELECT rnnlm_import('rt_m', decode('$blob', 'hex'))");
+	$n->safe_psql('postgres', q{
+CREATE TABLE rt_docs AS
+  SELECT 'line ' || i || ' about printers, tickets and logs' AS body FROM generate_series(1, 200) i;});
+	my @s = split ' ', $n->safe_psql('postgres', $scores_sql);
+	$n->stop;
+	my $worst = @s == @native ? 0 : 1;
+	for my $i (0 .. $#native)
+	{
+		my $rel = abs($native[$i] - ($s[$i] // 0)) / $native[$i];
+		$worst = $rel if $rel > $worst;
+	}
+	return ($report, $worst);
+}
+
+# OpenBLAS falls back to Prescott (as on a processor it does not know)
+{
+	my ($p, $worst) = scores_with('fallback', RNNLM_TEST_BLAS_PROBE_CORETYPE => 'Prescott');
+	if ($avx2)
+	{
+		is($p->{chosen_by}, 'rnnlm', 'when OpenBLAS would fall back, rnnlm chooses the core');
+		is($p->{instead_of}, 'Prescott', 'and reports what OpenBLAS would have used');
+		is(lc $p->{core}, $flags_core, "from the feature flags ($p->{core})");
+		is($p->{legacy_core}, 'false', 'so the kernels are not older than the processor');
+	}
+	else
+	{
+		is($p->{chosen_by}, 'openblas', 'without AVX2 and FMA there is no better core to choose');
+	}
+	cmp_ok($worst, '<', 1e-5, sprintf('the same perplexities (worst relative difference %.2g)', $worst));
+}
+
+# the user forces an older core: kept, and reported as older
+{
+	my ($p, $worst) = scores_with('prescott', OPENBLAS_CORETYPE => 'Prescott');
+	is($p->{chosen_by}, 'user', 'OPENBLAS_CORETYPE set by the user is respected');
 	is(lc $p->{core}, 'prescott', 'OPENBLAS_CORETYPE=Prescott gives the Prescott kernels');
 	is($p->{legacy_core}, $avx2 ? 'true' : 'false',
 		'which the report flags as older than the processor when it has AVX2 and FMA');
-	$old->safe_psql('postgres', "SELECT rnnlm_import('rt_m', decode('$blob', 'hex'))");
-	$old->safe_psql('postgres', q{
-CREATE TABLE rt_docs AS
-  SELECT 'line ' || i || ' about printers, tickets and logs' AS body FROM generate_series(1, 200) i;});
-	my @prescott = split ' ', $old->safe_psql('postgres', $scores_sql);
-	my $worst = 0;
-	for my $i (0 .. $#native)
-	{
-		my $rel = abs($native[$i] - $prescott[$i]) / $native[$i];
-		$worst = $rel if $rel > $worst;
-	}
-	is(scalar @prescott, scalar @native, 'both score the same rows');
 	cmp_ok($worst, '<', 1e-5,
 		sprintf('the Prescott kernels give the same perplexities (worst relative difference %.2g)', $worst));
-	$old->stop;
 }
 
 done_testing();
