@@ -112,7 +112,11 @@ probe_core(char *core, size_t len)
 		void	   *h;
 		string_fn	name;
 		const char *s = "";
+		sigset_t	all;
 
+		/* the parent's signal handlers are the caller's: none may run here */
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
 		close(fds[0]);
 		if (test)
 			setenv("OPENBLAS_CORETYPE", test, 1);
