@@ -4,10 +4,11 @@
  *		gate nonlinearities, softmax sums and the one-row products of scoring
  *		and generation.
  *
- * Each kernel has a portable version and an AVX2+FMA version; the second is
- * chosen at run time when the processor has those instructions (the binary
- * itself is built for the baseline x86-64, or any other target, and runs
- * anywhere).  exp is the classic Cephes single-precision polynomial, tanh
+ * Each set of kernels is one row of a table (rl_kernel_ops): a portable
+ * set and an AVX2+FMA set.  The best set the processor's feature flags
+ * allow is chosen once, at first use (the binary itself is built for the
+ * baseline x86-64, or any other target, and runs anywhere); a new set (for
+ * AVX-512, say) is one more row.  exp is the classic Cephes single-precision polynomial, tanh
  * uses its small-argument polynomial below 0.625 and 1 - 2/(e^{2x}+1) above;
  * both are within a few ulp of the libm results, far below what the
  * gradient checks and the reference comparison can see.
@@ -21,35 +22,6 @@
 #define RL_HAVE_X86 1
 #include <immintrin.h>
 #endif
-
-static int simd_mode = -1;		/* -1 unknown, 0 portable, 1 AVX2+FMA */
-
-/* Whether the AVX2+FMA kernels are in use (detected once). */
-int
-rl_kernels_simd(void)
-{
-	if (simd_mode < 0)
-	{
-#ifdef RL_HAVE_X86
-		__builtin_cpu_init();
-		simd_mode = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-		simd_mode = 0;
-#endif
-	}
-	return simd_mode;
-}
-
-/* Forces the portable kernels (on = 0) or the detected ones (on = 1). */
-void
-rl_kernels_set_simd(int on)
-{
-	simd_mode = -1;
-	if (on)
-		(void) rl_kernels_simd();
-	else
-		simd_mode = 0;
-}
 
 /* ---------------- portable versions ---------------- */
 
@@ -412,10 +384,111 @@ adam_avx2(float *p, const float *g, float *m, float *v, size_t n,
 	adam_portable(p + i, g + i, m + i, v + i, n - i, gscale, step, rc2);
 }
 
-#define DISPATCH(avx2, portable) (rl_kernels_simd() ? (avx2) : (portable))
-#else
-#define DISPATCH(avx2, portable) (portable)
 #endif
+
+/* ---------------- the table ---------------- */
+
+/* One set of kernels and what the processor needs for it. */
+typedef struct rl_kernel_ops
+{
+	const char *name;
+	int			(*usable) (void);
+	void		(*sigmoid) (float *x, size_t n);
+	void		(*tanh) (float *x, size_t n);
+	float		(*max) (const float *x, size_t n);
+	double		(*expsum) (const float *x, size_t n, float shift, float *out);
+	void		(*matvec) (const float *a, int n, int k, const float *x, float *y,
+						   int accumulate);
+	double		(*sumsq) (const float *x, size_t n);
+	void		(*adam) (float *p, const float *g, float *m, float *v, size_t n,
+						 float gscale, float step, float rc2);
+} rl_kernel_ops;
+
+/* Always usable. */
+static int
+always(void)
+{
+	return 1;
+}
+
+#ifdef RL_HAVE_X86
+/* The processor (and the OS) support AVX2 and FMA. */
+static int
+has_avx2_fma(void)
+{
+	rl_cpu_info cpu;
+
+	rl_cpu_detect(&cpu);
+	return cpu.has[RL_CPU_AVX2] && cpu.has[RL_CPU_FMA];
+}
+#endif
+
+/* Best first: the first usable row is the default. */
+static const rl_kernel_ops kernel_table[] = {
+#ifdef RL_HAVE_X86
+	{"avx2+fma", has_avx2_fma, sigmoid_avx2, tanh_avx2, max_avx2, expsum_avx2,
+	matvec_avx2, sumsq_avx2, adam_avx2},
+#endif
+	{"portable", always, sigmoid_portable, tanh_portable, max_portable, expsum_portable,
+	matvec_portable, sumsq_portable, adam_portable},
+};
+
+#define N_KERNEL_SETS ((int) (sizeof(kernel_table) / sizeof(kernel_table[0])))
+
+static const rl_kernel_ops *kernels;	/* chosen once */
+
+/* The set in use, choosing the best usable one on first call. */
+static const rl_kernel_ops *
+ops(void)
+{
+	int			i;
+
+	if (kernels == NULL)
+		for (i = 0; i < N_KERNEL_SETS && kernels == NULL; i++)
+			if (kernel_table[i].usable())
+				kernels = &kernel_table[i];
+	return kernels;
+}
+
+/* The name of the set in use. */
+const char *
+rl_kernels_name(void)
+{
+	return ops()->name;
+}
+
+/* The number of sets compiled in; rl_kernels_set(i) names each. */
+int
+rl_kernels_count(void)
+{
+	return N_KERNEL_SETS;
+}
+
+/* The name of set i, and whether this processor can run it. */
+const char *
+rl_kernels_set_name(int i, int *usable)
+{
+	if (i < 0 || i >= N_KERNEL_SETS)
+		return NULL;
+	*usable = kernel_table[i].usable();
+	return kernel_table[i].name;
+}
+
+/* Uses set i (the best usable one for -1); -1 if this processor cannot run it. */
+int
+rl_kernels_use(int i)
+{
+	if (i < 0)
+	{
+		kernels = NULL;
+		(void) ops();
+		return 0;
+	}
+	if (i >= N_KERNEL_SETS || !kernel_table[i].usable())
+		return -1;
+	kernels = &kernel_table[i];
+	return 0;
+}
 
 /* ---------------- the entry points ---------------- */
 
@@ -423,42 +496,42 @@ adam_avx2(float *p, const float *g, float *m, float *v, size_t n,
 void
 rl_k_sigmoid(float *x, size_t n)
 {
-	DISPATCH(sigmoid_avx2, sigmoid_portable) (x, n);
+	ops()->sigmoid (x, n);
 }
 
 /* x = tanh(x), elementwise. */
 void
 rl_k_tanh(float *x, size_t n)
 {
-	DISPATCH(tanh_avx2, tanh_portable) (x, n);
+	ops()->tanh (x, n);
 }
 
 /* The largest of n floats (-inf for none). */
 float
 rl_k_max(const float *x, size_t n)
 {
-	return DISPATCH(max_avx2, max_portable) (x, n);
+	return ops()->max (x, n);
 }
 
 /* Sum of exp(x[i] - shift); each term is also written to out unless NULL. */
 double
 rl_k_expsum(const float *x, size_t n, float shift, float *out)
 {
-	return DISPATCH(expsum_avx2, expsum_portable) (x, n, shift, out);
+	return ops()->expsum (x, n, shift, out);
 }
 
 /* y = A x, or y += A x when accumulate; A is row-major [n, k]. */
 void
 rl_k_matvec(const float *a, int n, int k, const float *x, float *y, int accumulate)
 {
-	DISPATCH(matvec_avx2, matvec_portable) (a, n, k, x, y, accumulate);
+	ops()->matvec (a, n, k, x, y, accumulate);
 }
 
 /* Sum of the squares of n floats, in double. */
 double
 rl_k_sumsq(const float *x, size_t n)
 {
-	return DISPATCH(sumsq_avx2, sumsq_portable) (x, n);
+	return ops()->sumsq (x, n);
 }
 
 /* One Adam update of n parameters with gradients g * gscale. */
@@ -466,5 +539,5 @@ void
 rl_k_adam(float *p, const float *g, float *m, float *v, size_t n,
 		  float gscale, float step, float rc2)
 {
-	DISPATCH(adam_avx2, adam_portable) (p, g, m, v, n, gscale, step, rc2);
+	ops()->adam (p, g, m, v, n, gscale, step, rc2);
 }

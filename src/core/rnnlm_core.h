@@ -115,9 +115,11 @@ typedef struct rl_blas_info
 
 extern void rl_blas_describe(rl_blas_info *info);
 
-/* kernels.c: elementwise and one-row kernels, AVX2+FMA chosen at run time */
-extern int	rl_kernels_simd(void);
-extern void rl_kernels_set_simd(int on);
+/* kernels.c: elementwise and one-row kernels, one table row per instruction set */
+extern const char *rl_kernels_name(void);
+extern int	rl_kernels_count(void);
+extern const char *rl_kernels_set_name(int i, int *usable);
+extern int	rl_kernels_use(int i);
 extern void rl_k_sigmoid(float *x, size_t n);
 extern void rl_k_tanh(float *x, size_t n);
 extern float rl_k_max(const float *x, size_t n);

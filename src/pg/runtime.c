@@ -70,8 +70,7 @@ rnnlm_runtime(PG_FUNCTION_ARGS)
 	append_cpu(&s);
 	append_blas(&s);
 	appendStringInfo(&s, ", \"kernels\": {\"matrix\": \"openblas sgemm, fp32\", "
-					 "\"vector\": \"%s\"}",
-					 rl_kernels_simd() ? "avx2+fma" : "portable");
+					 "\"vector\": \"%s\"}", rl_kernels_name());
 	appendStringInfoString(&s, ", \"precision\": \"fp32\"");
 	appendStringInfo(&s, ", \"threads\": %d}", rnnlm_threads);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));

@@ -67,7 +67,7 @@ extern void test_run(void);
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		68
 #define TEST_TRAINING_POINTS	25
-#define TEST_KERNELS_POINTS		8
+#define TEST_KERNELS_POINTS		10
 #define TEST_RUN_POINTS			72
 
 #endif							/* RNNLM_TEST_TAP_H */

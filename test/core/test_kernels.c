@@ -143,23 +143,89 @@ check_mode(const char *mode)
 	return bad;
 }
 
-/* Both modes of every kernel. */
+/*
+ * The per-token log-probabilities of one document under each cell, with the
+ * kernels in use, into lp[cell][position].
+ */
+#define DOC_LEN 40
+static void
+score_cells(double lp[3][DOC_LEN + 1])
+{
+	rl_env		env;
+	int			cell,
+				i;
+	int32_t		ids[DOC_LEN];
+
+	test_env_init(&env);
+	for (i = 0; i < DOC_LEN; i++)
+		ids[i] = 2 + (i * 7) % 29;
+	for (cell = 0; cell < 3; cell++)
+	{
+		rl_model   *m = test_model(&env, (rl_cell_kind) cell, 31, 16, 48, 2, 0.3, 5);
+		rl_state   *st;
+		double		nll;
+		size_t		correct;
+
+		if (rl_state_create(&env, m, &st) != RL_OK ||
+			rl_score(&env, st, ids, DOC_LEN, &nll, &correct, lp[cell]) != RL_OK)
+			tap_bail("scoring: %s", env.errmsg);
+		rl_state_free(&env, st);
+		rl_model_free(&env, m);
+	}
+}
+
+/* Every set of kernels compiled in: those this processor can run, checked; the rest skipped. */
 void
 test_kernels(void)
 {
-	int			simd = rl_kernels_simd();
+	int			i,
+				usable,
+				k;
 
-	tap_diag("vector kernels in use: %s", simd ? "AVX2+FMA" : "portable");
-	rl_kernels_set_simd(0);
-	check_mode("portable:");
-	rl_kernels_set_simd(1);
-	if (rl_kernels_simd())
-		check_mode("AVX2+FMA:");
-	else
+	tap_diag("vector kernels in use: %s", rl_kernels_name());
+	if (rl_kernels_count() != 2)
+		tap_bail("TEST_KERNELS_POINTS counts 2 sets of kernels, not %d", rl_kernels_count());
+	for (i = 0; i < rl_kernels_count(); i++)
 	{
-		int			k;
+		const char *name = rl_kernels_set_name(i, &usable);
 
-		for (k = 0; k < 4; k++)
-			tap_ok(1, "# SKIP no AVX2+FMA on this processor");
+		if (usable && rl_kernels_use(i) == 0)
+			check_mode(name);
+		else
+			for (k = 0; k < 4; k++)
+				tap_ok(1, "# SKIP this processor cannot run the %s kernels", name);
 	}
+	/* every set this processor runs scores as the portable set does */
+	{
+		double		want[3][DOC_LEN + 1],
+					got[3][DOC_LEN + 1],
+					worst = 0;
+		int			cell,
+					j,
+					sets = 0;
+
+		for (i = 0; rl_kernels_set_name(i, &usable); i++)
+			if (strcmp(rl_kernels_set_name(i, &usable), "portable") == 0)
+				rl_kernels_use(i);
+		score_cells(want);
+		for (i = 0; i < rl_kernels_count(); i++)
+		{
+			if (rl_kernels_use(i) != 0)
+				continue;
+			sets++;
+			score_cells(got);
+			for (cell = 0; cell < 3; cell++)
+				for (j = 0; j <= DOC_LEN; j++)
+					worst = fmax(worst, fabs(got[cell][j] - want[cell][j]));
+		}
+		tap_ok(worst < 1e-5, "the %d sets of kernels this processor runs give the portable set's log-probabilities for rnn, lstm and gru (worst difference %.2e)",
+			   sets, worst);
+	}
+	/* the table is best first: the default is its first set this processor can run */
+	for (i = 0; rl_kernels_set_name(i, &usable) && !usable; i++)
+		;
+	rl_kernels_use(-1);
+	tap_ok(strcmp(rl_kernels_name(), rl_kernels_set_name(i, &usable)) == 0 &&
+		   rl_kernels_use(rl_kernels_count()) == -1,
+		   "the default is the best set this processor can run (%s)", rl_kernels_name());
 }
