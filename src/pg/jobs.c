@@ -541,6 +541,12 @@ begin_txn(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 }
 
+/*
+ * The worker's memory context, current whenever no transaction is open (a
+ * commit leaves TopMemoryContext current, where nothing of ours belongs).
+ */
+static MemoryContext worker_cxt = NULL;
+
 /* Commits the transaction of begin_txn. */
 static void
 commit_txn(void)
@@ -549,6 +555,8 @@ commit_txn(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
+	if (worker_cxt)
+		MemoryContextSwitchTo(worker_cxt);
 }
 
 /* A text column of the first row, copied into cxt (NULL for NULL). */
@@ -813,6 +821,7 @@ rnnlm_job_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(launch.database, launch.role, 0);
 	cxt = AllocSetContextCreate(TopMemoryContext, "rnnlm job", ALLOCSET_DEFAULT_SIZES);
+	worker_cxt = cxt;
 
 	if (!lock_job(launch.job_id))
 		proc_exit(0);			/* the job has a worker */
