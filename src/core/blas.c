@@ -1,6 +1,7 @@
 /*
  * blas.c
- *		The few matrix calls rnnlm needs, on OpenBLAS.
+ *		The OpenBLAS backend of the matrix products (fp32 only: Debian's
+ *		OpenBLAS has no bf16 products).
  *
  * OpenBLAS starts its worker threads while the library is being loaded, and
  * a thread inherits the signal mask of the thread that creates it.  A
@@ -20,7 +21,7 @@
  * DQ and VL: SkylakeX; AVX2 and FMA: Zen on AMD, Haswell elsewhere) before
  * loading OpenBLAS itself.  rl_blas_describe says which way it went.
  */
-#include "rnnlm_core.h"
+#include "backend.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -240,32 +241,14 @@ rl_blas_threads(void)
 	return blas_nthreads;
 }
 
-/* Row-major C = alpha * op(A) * op(B) + beta * C. */
-void
-rl_sgemm(int transa, int transb, int m, int n, int k,
-		 float alpha, const float *a, int lda,
-		 const float *b, int ldb,
-		 float beta, float *c, int ldc)
+/* Row-major C = alpha * op(A) * op(B) + beta * C; m, n, k >= 1. */
+static void
+openblas_sgemm(int transa, int transb, int m, int n, int k,
+			   float alpha, const float *a, int lda,
+			   const float *b, int ldb,
+			   float beta, float *c, int ldc)
 {
-	if (m <= 0 || n <= 0)
-		return;
-	if (k <= 0)
-	{
-		int			i,
-					j;
-
-		for (i = 0; i < m; i++)
-			for (j = 0; j < n; j++)
-				c[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t) i * ldc + j];
-		return;
-	}
 	/* a single row or column is a matrix-vector product, which sgemm does slowly */
-	if (m == 1 && transb && !transa && alpha == 1.0f && (beta == 0.0f || beta == 1.0f))
-	{
-		/* the recurrent step of one stream: a row-major matrix times a vector */
-		rl_k_matvec(b, n, k, a, c, beta == 1.0f);
-		return;
-	}
 	if (m == 1)
 	{
 		/* c[1,n] = op(B)^T a: B is [n,k] when transposed, else [k,n] */
@@ -338,3 +321,18 @@ rl_blas_describe(rl_blas_info *info)
 	info->chosen_by = blas_chosen_by;
 	snprintf(info->probed_core, sizeof(info->probed_core), "%s", blas_probed);
 }
+
+/* The kernels OpenBLAS runs, in words. */
+static void
+openblas_describe(char *buf, size_t len)
+{
+	rl_blas_info info;
+
+	rl_blas_describe(&info);
+	snprintf(buf, len, "%s sgemm, core %s", info.library, info.core[0] ? info.core : "unknown");
+}
+
+const rl_backend rl_backend_openblas = {
+	"openblas", rl_blas_load, openblas_sgemm, NULL, NULL, rl_blas_set_threads,
+	openblas_describe
+};

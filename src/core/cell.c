@@ -29,7 +29,8 @@ rl_cell_ops_for(rl_cell_kind cell)
 
 /* Forward pass of layer l over T steps; 0 if cancelled. */
 int
-rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb, int T, int B)
+rl_layer_forward(rl_env *env, const rl_prod *p, const rl_model *m, int l,
+				 rl_layer_buf *lb, int T, int B)
 {
 	const rl_cell_ops *ops = rl_cell_ops_for(m->cfg.cell);
 	const rl_layer_params *lp = &m->layers[l];
@@ -43,7 +44,7 @@ rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb, int T,
 	/* gates = b + X W_x^T: the bias first, so the product accumulates onto it */
 	for (r = 0; r < T * B; r++)
 		memcpy(lb->gates + (size_t) r * GH, lp->b, GH * sizeof(float));
-	rl_sgemm(0, 1, T * B, GH, I, 1.0f, lb->x, I, lp->wx, I, 1.0f, lb->gates, GH);
+	rl_mm(p, 0, 1, T * B, GH, I, 1.0f, lb->x, I, lp->wx, I, 1.0f, lb->gates, GH);
 	for (t = 0; t < T; t++)
 	{
 		const float *hprev = t ? lb->h + (t - 1) * BH : lb->h0;
@@ -51,7 +52,7 @@ rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb, int T,
 
 		if (!rl_tick(env))
 			return 0;
-		ops->forward(lp->wh, H, B, hprev, cprev,
+		ops->forward(p, lp->wh, H, B, hprev, cprev,
 					 lb->gates + (size_t) t * B * GH, lb->h + t * BH,
 					 lb->c ? lb->c + t * BH : NULL,
 					 lb->rh ? lb->rh + t * BH : NULL);
@@ -66,7 +67,8 @@ rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb, int T,
  * layer input into dX unless it is NULL.  Returns 0 if cancelled.
  */
 int
-rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
+rl_layer_backward(rl_env *env, const rl_prod *p, const rl_model *m, int l,
+				  rl_layer_buf *lb,
 				  int T, int B, float *dH, float *dG, float *dX,
 				  rl_layer_params *grad, float *dh_next, float *dc, float *tmp)
 {
@@ -94,7 +96,7 @@ rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
 			return 0;
 		for (i = 0; i < BH; i++)
 			dh[i] += dh_next[i];
-		ops->backward(lp->wh, H, B, hprev, cprev,
+		ops->backward(p, lp->wh, H, B, hprev, cprev,
 					  lb->gates + (size_t) t * B * GH, lb->h + t * BH,
 					  lb->c ? lb->c + t * BH : NULL,
 					  lb->rh ? lb->rh + t * BH : NULL,
@@ -102,15 +104,15 @@ rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
 	}
 
 	/* dW_x += dG^T X */
-	rl_sgemm(1, 0, GH, I, T * B, 1.0f, dG, GH, lb->x, I, 1.0f, grad->wx, I);
+	rl_mm(p, 1, 0, GH, I, T * B, 1.0f, dG, GH, lb->x, I, 1.0f, grad->wx, I);
 	/* dW_h (blocks on h_{t-1}) += dG^T [h0; h_0 .. h_{T-2}] */
-	rl_sgemm(1, 0, split, H, B, 1.0f, dG, GH, lb->h0, H, 1.0f, grad->wh, H);
+	rl_mm(p, 1, 0, split, H, B, 1.0f, dG, GH, lb->h0, H, 1.0f, grad->wh, H);
 	if (T > 1)
-		rl_sgemm(1, 0, split, H, (T - 1) * B, 1.0f, dG + (size_t) B * GH, GH,
+		rl_mm(p, 1, 0, split, H, (T - 1) * B, 1.0f, dG + (size_t) B * GH, GH,
 				 lb->h, H, 1.0f, grad->wh, H);
 	/* dW_h (blocks on r*h_{t-1}) += dG^T RH */
 	if (split < GH)
-		rl_sgemm(1, 0, GH - split, H, T * B, 1.0f, dG + split, GH,
+		rl_mm(p, 1, 0, GH - split, H, T * B, 1.0f, dG + split, GH,
 				 lb->rh, H, 1.0f, grad->wh + (size_t) split * H, H);
 	for (r = 0; r < T * B; r++)
 	{
@@ -120,6 +122,6 @@ rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
 			grad->b[j] += g[j];
 	}
 	if (dX)
-		rl_sgemm(0, 0, T * B, I, GH, 1.0f, dG, GH, lp->wx, I, 0.0f, dX, I);
+		rl_mm(p, 0, 0, T * B, I, GH, 1.0f, dG, GH, lp->wx, I, 0.0f, dX, I);
 	return 1;
 }

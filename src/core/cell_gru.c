@@ -8,7 +8,7 @@
 
 /* One forward step. */
 static void
-gru_forward(const float *wh, int H, int B, const float *hprev, const float *cprev,
+gru_forward(const rl_prod *p, const float *wh, int H, int B, const float *hprev, const float *cprev,
 			float *g, float *h, float *c, float *rh)
 {
 	int			GH = 3 * H;
@@ -17,7 +17,7 @@ gru_forward(const float *wh, int H, int B, const float *hprev, const float *cpre
 
 	(void) cprev;
 	(void) c;
-	rl_sgemm(0, 1, B, 2 * H, H, 1.0f, hprev, H, wh, H, 1.0f, g, GH);
+	rl_mm(p, 0, 1, B, 2 * H, H, 1.0f, hprev, H, wh, H, 1.0f, g, GH);
 	for (b = 0; b < B; b++)
 	{
 		float	   *gz = g + (size_t) b * GH;
@@ -29,7 +29,7 @@ gru_forward(const float *wh, int H, int B, const float *hprev, const float *cpre
 		for (j = 0; j < H; j++)
 			rb[j] = gr[j] * hp[j];
 	}
-	rl_sgemm(0, 1, B, H, H, 1.0f, rh, H, wh + (size_t) 2 * H * H, H, 1.0f, g + 2 * H, GH);
+	rl_mm(p, 0, 1, B, H, H, 1.0f, rh, H, wh + (size_t) 2 * H * H, H, 1.0f, g + 2 * H, GH);
 	for (b = 0; b < B; b++)
 	{
 		const float *gz = g + (size_t) b * GH;
@@ -45,7 +45,7 @@ gru_forward(const float *wh, int H, int B, const float *hprev, const float *cpre
 
 /* One backward step; tmp receives the gradient reaching r * h_{t-1}. */
 static void
-gru_backward(const float *wh, int H, int B, const float *hprev, const float *cprev,
+gru_backward(const rl_prod *p, const float *wh, int H, int B, const float *hprev, const float *cprev,
 			 const float *g, const float *h, const float *c, const float *rh,
 			 const float *dh, float *dc, float *dg, float *dhprev, float *tmp)
 {
@@ -74,7 +74,7 @@ gru_backward(const float *wh, int H, int B, const float *hprev, const float *cpr
 			d[2 * H + j] = dhb[j] * z * (1.0f - hc * hc);
 		}
 	}
-	rl_sgemm(0, 0, B, H, H, 1.0f, dg + 2 * H, GH, wh + (size_t) 2 * H * H, H, 0.0f, tmp, H);
+	rl_mm(p, 0, 0, B, H, H, 1.0f, dg + 2 * H, GH, wh + (size_t) 2 * H * H, H, 0.0f, tmp, H);
 	for (b = 0; b < B; b++)
 	{
 		const float *gb = g + (size_t) b * GH;
@@ -93,7 +93,7 @@ gru_backward(const float *wh, int H, int B, const float *hprev, const float *cpr
 			dp[j] = dhb[j] * (1.0f - z) + drh[j] * r;
 		}
 	}
-	rl_sgemm(0, 0, B, H, 2 * H, 1.0f, dg, GH, wh, H, 1.0f, dhprev, H);
+	rl_mm(p, 0, 0, B, H, 2 * H, 1.0f, dg, GH, wh, H, 1.0f, dhprev, H);
 }
 
 const rl_cell_ops rl_gru_ops = {3, 2, gru_forward, gru_backward};

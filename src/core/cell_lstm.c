@@ -9,7 +9,7 @@
 
 /* One forward step. */
 static void
-lstm_forward(const float *wh, int H, int B, const float *hprev, const float *cprev,
+lstm_forward(const rl_prod *p, const float *wh, int H, int B, const float *hprev, const float *cprev,
 			 float *g, float *h, float *c, float *rh)
 {
 	int			GH = 4 * H;
@@ -17,7 +17,7 @@ lstm_forward(const float *wh, int H, int B, const float *hprev, const float *cpr
 				j;
 
 	(void) rh;
-	rl_sgemm(0, 1, B, GH, H, 1.0f, hprev, H, wh, H, 1.0f, g, GH);
+	rl_mm(p, 0, 1, B, GH, H, 1.0f, hprev, H, wh, H, 1.0f, g, GH);
 	for (b = 0; b < B; b++)
 	{
 		float	   *gi = g + (size_t) b * GH;
@@ -44,7 +44,7 @@ lstm_forward(const float *wh, int H, int B, const float *hprev, const float *cpr
 
 /* One backward step. */
 static void
-lstm_backward(const float *wh, int H, int B, const float *hprev, const float *cprev,
+lstm_backward(const rl_prod *p, const float *wh, int H, int B, const float *hprev, const float *cprev,
 			  const float *g, const float *h, const float *c, const float *rh,
 			  const float *dh, float *dc, float *dg, float *dhprev, float *tmp)
 {
@@ -83,7 +83,7 @@ lstm_backward(const float *wh, int H, int B, const float *hprev, const float *cp
 			dcb[j] = dct * f;
 		}
 	}
-	rl_sgemm(0, 0, B, H, GH, 1.0f, dg, GH, wh, H, 0.0f, dhprev, H);
+	rl_mm(p, 0, 0, B, H, GH, 1.0f, dg, GH, wh, H, 0.0f, dhprev, H);
 }
 
 const rl_cell_ops rl_lstm_ops = {4, 4, lstm_forward, lstm_backward};

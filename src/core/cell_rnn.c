@@ -8,20 +8,20 @@
 
 /* One forward step. */
 static void
-rnn_forward(const float *wh, int H, int B, const float *hprev, const float *cprev,
+rnn_forward(const rl_prod *p, const float *wh, int H, int B, const float *hprev, const float *cprev,
 			float *g, float *h, float *c, float *rh)
 {
 	(void) cprev;
 	(void) c;
 	(void) rh;
-	rl_sgemm(0, 1, B, H, H, 1.0f, hprev, H, wh, H, 1.0f, g, H);
+	rl_mm(p, 0, 1, B, H, H, 1.0f, hprev, H, wh, H, 1.0f, g, H);
 	rl_k_tanh(g, (size_t) B * H);
 	memcpy(h, g, (size_t) B * H * sizeof(float));
 }
 
 /* One backward step. */
 static void
-rnn_backward(const float *wh, int H, int B, const float *hprev, const float *cprev,
+rnn_backward(const rl_prod *p, const float *wh, int H, int B, const float *hprev, const float *cprev,
 			 const float *g, const float *h, const float *c, const float *rh,
 			 const float *dh, float *dc, float *dg, float *dhprev, float *tmp)
 {
@@ -36,7 +36,7 @@ rnn_backward(const float *wh, int H, int B, const float *hprev, const float *cpr
 	(void) tmp;
 	for (i = 0; i < B * H; i++)
 		dg[i] = dh[i] * (1.0f - h[i] * h[i]);
-	rl_sgemm(0, 0, B, H, H, 1.0f, dg, H, wh, H, 0.0f, dhprev, H);
+	rl_mm(p, 0, 0, B, H, H, 1.0f, dg, H, wh, H, 0.0f, dhprev, H);
 }
 
 const rl_cell_ops rl_rnn_ops = {1, 1, rnn_forward, rnn_backward};

@@ -22,6 +22,7 @@
 #define TAG_HIDDEN	TAG('H', 'I', 'D', 'N')
 #define TAG_BEST	TAG('B', 'E', 'S', 'T')
 #define TAG_HISTORY TAG('H', 'I', 'S', 'T')
+#define TAG_PRECISION TAG('P', 'R', 'E', 'C')
 
 #define HEADER_BYTES	16		/* magic, version, section count */
 #define SECTION_HEAD	12		/* tag, length */
@@ -190,7 +191,7 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 			memcpy(magic, RL_CHECKPOINT_MAGIC, 8);
 	}
 	w_u32(&w, RL_CHECKPOINT_VERSION);
-	w_u32(&w, r->best ? 6 : 5);
+	w_u32(&w, (r->best ? 6 : 5) + (r->o.precision != RL_PREC_FP32));
 	at = w_begin(&w, TAG_MODEL);
 	if (w_room(&w, model_len))
 		memcpy(w.buf + w.len - model_len, model, model_len);
@@ -218,6 +219,14 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 	{
 		at = w_begin(&w, TAG_BEST);
 		w_floats(&w, r->best, P);
+		w_end(&w, at);
+	}
+
+	/* only in a run whose products are not fp32, so fp32 checkpoints stay as they were */
+	if (r->o.precision != RL_PREC_FP32)
+	{
+		at = w_begin(&w, TAG_PRECISION);
+		w_u32(&w, (uint32_t) r->o.precision);
 		w_end(&w, at);
 	}
 
@@ -342,7 +351,10 @@ read_model(rl_run *r, reader *rd)
 		st = rl_error(r->env, RL_ERR_FORMAT,
 					  "the checkpoint is of another model shape or vocabulary");
 	else
+	{
 		memcpy(r->m->params, m->params, r->m->nparams * sizeof(float));
+		rl_trainer_weights_changed(r->tr);
+	}
 	rl_model_free(r->env, m);
 	return st;
 }
@@ -495,6 +507,13 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 			return RL_OK;
 		case TAG_HISTORY:
 			return read_history(r, rd);
+		case TAG_PRECISION:
+			if (rd->left != 4 || rl_get_u32(rd->p) != (uint32_t) r->o.precision)
+				return rl_error(r->env, RL_ERR_FORMAT,
+								"the checkpoint was made with precision %s, this run is %s",
+								rd->left == 4 && rl_get_u32(rd->p) == RL_PREC_BF16 ? "bf16" : "other",
+								rl_precision_name(r->o.precision));
+			return RL_OK;
 	}
 	return RL_OK;				/* a section of a later version: skipped */
 }
@@ -511,7 +530,8 @@ rl_run_restore(rl_run *r, const uint8_t *data, size_t len)
 	uint32_t	nsections,
 				i,
 				seen = 0;
-	int			seen_best = 0;
+	int			seen_best = 0,
+				seen_precision = 0;
 	size_t		off = HEADER_BYTES,
 				end;
 	rl_status	st;
@@ -553,6 +573,7 @@ rl_run_restore(rl_run *r, const uint8_t *data, size_t len)
 				seen |= 1u << k;
 			}
 		seen_best |= tag == TAG_BEST;
+		seen_precision |= tag == TAG_PRECISION;
 		rd.p = data + off;
 		rd.left = (size_t) slen;
 		st = read_section(r, tag, &rd, &ts);
@@ -562,6 +583,10 @@ rl_run_restore(rl_run *r, const uint8_t *data, size_t len)
 	}
 	if (off != end)
 		return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint has trailing bytes");
+	if (!seen_precision && r->o.precision != RL_PREC_FP32)
+		return rl_error(r->env, RL_ERR_FORMAT,
+						"the checkpoint was made with precision fp32, this run is %s",
+						rl_precision_name(r->o.precision));
 	if (seen != 0x1Fu || (r->best != NULL) != seen_best)
 		return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint lacks a required section");
 	return RL_OK;

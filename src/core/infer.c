@@ -76,6 +76,36 @@ rl_state_create(rl_env *env, const rl_model *m, rl_state **out)
 	return RL_OK;
 }
 
+/*
+ * Runs the stream's products in precision p (RL_PREC_FP32 or RL_PREC_BF16,
+ * resolved): bf16 keeps a bf16 copy of the model's weights, allocated from
+ * env, which must outlive the state (the model's weights must not change
+ * while it is in use).
+ */
+rl_status
+rl_state_set_precision(rl_env *env, rl_state *s, rl_precision p)
+{
+	const rl_config *c = &s->m->cfg;
+	size_t		wide = (size_t) (c->embedding_dim > c->hidden_size ?
+								 c->embedding_dim : c->hidden_size);
+
+	if (p != RL_PREC_BF16)
+	{
+		rl_prod_free(env, &s->prod);
+		return RL_OK;
+	}
+	if (s->prod.bf16)
+		return RL_OK;
+	return rl_prod_init(env, &s->prod, s->m->params, s->m->nparams, RL_SCORE_CHUNK * wide);
+}
+
+/* The precision of the stream's products. */
+rl_precision
+rl_state_precision(const rl_state *s)
+{
+	return s->prod.bf16 ? RL_PREC_BF16 : RL_PREC_FP32;
+}
+
 /* Resets the state to the document start (all zero). */
 void
 rl_state_reset(rl_state *s)
@@ -110,17 +140,17 @@ rl_state_feed(rl_state *s, int32_t token)
 		float	   *cs = s->c + (size_t) l * H;
 
 		memcpy(s->gates, lp->b, GH * sizeof(float));
-		rl_sgemm(0, 1, 1, GH, lp->in_dim, 1.0f, s->x, lp->in_dim, lp->wx, lp->in_dim,
-				 1.0f, s->gates, GH);
-		ops->forward(lp->wh, H, 1, h, cs, s->gates, hnew, cnew, s->rh);
+		rl_mm(&s->prod, 0, 1, 1, GH, lp->in_dim, 1.0f, s->x, lp->in_dim, lp->wx,
+			  lp->in_dim, 1.0f, s->gates, GH);
+		ops->forward(&s->prod, lp->wh, H, 1, h, cs, s->gates, hnew, cnew, s->rh);
 		memcpy(h, hnew, H * sizeof(float));
 		if (c->cell == RL_CELL_LSTM)
 			memcpy(cs, cnew, H * sizeof(float));
 		memcpy(s->x, h, H * sizeof(float));
 	}
 	memcpy(s->logits, m->by, c->vocab_size * sizeof(float));
-	rl_sgemm(0, 1, 1, c->vocab_size, H, 1.0f, s->x, H, m->why, H, 1.0f, s->logits,
-			 c->vocab_size);
+	rl_mm(&s->prod, 0, 1, 1, c->vocab_size, H, 1.0f, s->x, H, m->why, H, 1.0f, s->logits,
+		  c->vocab_size);
 }
 
 /*
@@ -153,17 +183,19 @@ rl_log_softmax_at(const float *logits, int32_t n, int32_t target, int *is_top1)
  * row, so a few rows are done as matrix-vector products.
  */
 static void
-chunk_product(const float *x, int T, int k, const float *w, int n, float *out)
+chunk_product(const rl_prod *p, const float *x, int T, int k, const float *w, int n,
+			  float *out)
 {
 	int			t;
 
 	if (T >= 8)
 	{
-		rl_sgemm(0, 1, T, n, k, 1.0f, x, k, w, k, 1.0f, out, n);
+		rl_mm(p, 0, 1, T, n, k, 1.0f, x, k, w, k, 1.0f, out, n);
 		return;
 	}
 	for (t = 0; t < T; t++)
-		rl_k_matvec(w, n, k, x + (size_t) t * k, out + (size_t) t * n, 1);
+		rl_mm(p, 0, 1, 1, n, k, 1.0f, x + (size_t) t * k, k, w, k, 1.0f,
+			  out + (size_t) t * n, n);
 }
 
 /*
@@ -184,13 +216,13 @@ chunk_layer(rl_state *s, int l, int T)
 
 	for (t = 0; t < T; t++)
 		memcpy(s->cg + (size_t) t * GH, lp->b, GH * sizeof(float));
-	chunk_product(s->cx, T, lp->in_dim, lp->wx, GH, s->cg);
+	chunk_product(&s->prod, s->cx, T, lp->in_dim, lp->wx, GH, s->cg);
 	for (t = 0; t < T; t++)
 	{
 		const float *hprev = t ? s->cy + (size_t) (t - 1) * H : h;
 		const float *cprev = t ? s->cc + (size_t) (t - 1) * H : c;
 
-		ops->forward(lp->wh, H, 1, hprev, cprev, s->cg + (size_t) t * GH,
+		ops->forward(&s->prod, lp->wh, H, 1, hprev, cprev, s->cg + (size_t) t * GH,
 					 s->cy + (size_t) t * H, s->cc + (size_t) t * H,
 					 s->crh + (size_t) t * H);
 	}
@@ -250,7 +282,7 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 		/* s->cx now holds the top layer's h for each position */
 		for (t = 0; t < T; t++)
 			memcpy(s->clogits + (size_t) t * V, m->by, V * sizeof(float));
-		chunk_product(s->cx, T, H, m->why, V, s->clogits);
+		chunk_product(&s->prod, s->cx, T, H, m->why, V, s->clogits);
 		for (t = 0; t < T; t++)
 		{
 			size_t		p = pos + t;
@@ -300,7 +332,8 @@ doc_len_cmp(const void *a, const void *b)
  */
 rl_status
 rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
-			  const size_t *lens, size_t ndocs, double *nll, size_t *correct)
+			  const size_t *lens, size_t ndocs, rl_precision precision,
+			  double *nll, size_t *correct)
 {
 	const int32_t B = 32;
 	int32_t		V = m->cfg.vocab_size;
@@ -334,6 +367,8 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 		goto done;
 	}
 	st = rl_trainer_create(env, m, B, S, 0.0, 0, &tr);
+	if (st == RL_OK)
+		st = rl_trainer_set_precision(tr, precision);
 	if (st != RL_OK)
 		goto done;
 	for (i = 0; i < ndocs; i++)
@@ -407,6 +442,7 @@ rl_state_free(rl_env *env, rl_state *s)
 {
 	if (s == NULL)
 		return;
+	rl_prod_free(env, &s->prod);
 	rl_free(env, s->h);
 	rl_free(env, s);
 }

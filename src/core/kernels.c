@@ -4,11 +4,18 @@
  *		gate nonlinearities, softmax sums and the one-row products of scoring
  *		and generation.
  *
- * Each set of kernels is one row of a table (rl_kernel_ops): a portable
- * set and an AVX2+FMA set.  The best set the processor's feature flags
- * allow is chosen once, at first use (the binary itself is built for the
- * baseline x86-64, or any other target, and runs anywhere); a new set (for
- * AVX-512, say) is one more row.  exp is the classic Cephes single-precision polynomial, tanh
+ * Each set of kernels is one row of a table (rl_kernel_ops): portable,
+ * AVX2+FMA, AVX-512 (F, BW, DQ, VL) and AVX-512 with AVX512_BF16.  The best
+ * set the processor's feature flags allow is chosen once, at first use.  The
+ * binary itself is built for the baseline x86-64 (or any other target) and
+ * runs anywhere: each set's functions are compiled for their own
+ * instruction set and only ever called where the flags allow.  A new set
+ * is one more row.
+ *
+ * The bf16 kernels (conversion, and the one-row product from a bf16 copy
+ * of the weights with fp32 sums) round to nearest even and flush denormals
+ * to zero, as the AVX512_BF16 instructions do, so every set converts to the
+ * same bits.  exp is the classic Cephes single-precision polynomial, tanh
  * uses its small-argument polynomial below 0.625 and 1 - 2/(e^{2x}+1) above;
  * both are within a few ulp of the libm results, far below what the
  * gradient checks and the reference comparison can see.
@@ -16,6 +23,7 @@
 #include "rnnlm_core.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -120,6 +128,64 @@ adam_portable(float *p, const float *g, float *m, float *v, size_t n,
 		m[i] = 0.9f * m[i] + 0.1f * gi;
 		v[i] = 0.999f * v[i] + 0.001f * gi * gi;
 		p[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + 1e-8f);
+	}
+}
+
+/*
+ * fp32 to bf16, rounding to nearest even.  Every kernel set gives the same
+ * bits as this one: denormals become zero of the same sign (as the
+ * AVX512_BF16 instruction does) and a NaN stays a quiet NaN.
+ */
+static inline uint16_t
+bf16_round(float f)
+{
+	uint32_t	u;
+
+	memcpy(&u, &f, sizeof(u));
+	if ((u & 0x7f800000u) == 0)
+		return (uint16_t) ((u >> 16) & 0x8000u);	/* zero or denormal */
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t) ((u >> 16) | 0x0040u);	/* NaN */
+	return (uint16_t) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The fp32 value of a bf16. */
+static inline float
+bf16_value(uint16_t h)
+{
+	uint32_t	u = (uint32_t) h << 16;
+	float		f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+/* y = bf16(x), elementwise. */
+static void
+to_bf16_portable(const float *x, uint16_t *y, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		y[i] = bf16_round(x[i]);
+}
+
+/* y = A bf16(x) (+ y), A bf16 row-major [n, k], accumulated in fp32. */
+static void
+matvec_bf16_portable(const uint16_t *a, int n, int k, const float *x, float *y,
+					 int accumulate)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		const uint16_t *r = a + (size_t) i * k;
+		float		s = 0.0f;
+
+		for (j = 0; j < k; j++)
+			s += bf16_value(r[j]) * bf16_value(bf16_round(x[j]));
+		y[i] = accumulate ? y[i] + s : s;
 	}
 }
 
@@ -384,6 +450,398 @@ adam_avx2(float *p, const float *g, float *m, float *v, size_t n,
 	adam_portable(p + i, g + i, m + i, v + i, n - i, gscale, step, rc2);
 }
 
+
+/* bf16 of 8 floats, as bf16_round does, in the low half of each 32-bit lane. */
+AVX2 static inline __m256i
+bf16_round8(__m256 x)
+{
+	__m256i		u = _mm256_castps_si256(x);
+	__m256i		top = _mm256_srli_epi32(u, 16);
+	__m256i		zero_exp = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7f800000)),
+											  _mm256_setzero_si256());
+	__m256i		nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+										 _mm256_set1_epi32(0x7f800000));
+	__m256i		odd = _mm256_and_si256(top, _mm256_set1_epi32(1));
+	__m256i		r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
+
+	r = _mm256_blendv_epi8(r, _mm256_or_si256(top, _mm256_set1_epi32(0x40)), nan);
+	return _mm256_blendv_epi8(r, _mm256_and_si256(top, _mm256_set1_epi32(0x8000)), zero_exp);
+}
+
+/* The fp32 value of bf16(x) for 8 floats. */
+AVX2 static inline __m256
+bf16_trunc8(__m256 x)
+{
+	return _mm256_castsi256_ps(_mm256_slli_epi32(bf16_round8(x), 16));
+}
+
+/* 8 bf16 as fp32. */
+AVX2 static inline __m256
+bf16_load8(const uint16_t *p)
+{
+	__m256i		w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) p));
+
+	return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+/* y = bf16(x), sixteen at a time. */
+AVX2 static void
+to_bf16_avx2(const float *x, uint16_t *y, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m256i		p = _mm256_packus_epi32(bf16_round8(_mm256_loadu_ps(x + i)),
+											bf16_round8(_mm256_loadu_ps(x + i + 8)));
+
+		_mm256_storeu_si256((__m256i *) (y + i), _mm256_permute4x64_epi64(p, 0xD8));
+	}
+	to_bf16_portable(x + i, y + i, n - i);
+}
+
+/* y = A bf16(x) (+ y), A bf16 [n, k]: the weights widened as they are loaded. */
+AVX2 static void
+matvec_bf16_avx2(const uint16_t *a, int n, int k, const float *x, float *y, int accumulate)
+{
+	int			i = 0,
+				j;
+
+	for (; i + 4 <= n; i += 4)
+	{
+		const uint16_t *r0 = a + (size_t) i * k;
+		const uint16_t *r1 = r0 + k,
+				   *r2 = r1 + k,
+				   *r3 = r2 + k;
+		__m256		s0 = _mm256_setzero_ps(),
+					s1 = _mm256_setzero_ps(),
+					s2 = _mm256_setzero_ps(),
+					s3 = _mm256_setzero_ps();
+		float		t[4];
+		int			q;
+
+		for (j = 0; j + 8 <= k; j += 8)
+		{
+			__m256		xv = bf16_trunc8(_mm256_loadu_ps(x + j));
+
+			s0 = _mm256_fmadd_ps(bf16_load8(r0 + j), xv, s0);
+			s1 = _mm256_fmadd_ps(bf16_load8(r1 + j), xv, s1);
+			s2 = _mm256_fmadd_ps(bf16_load8(r2 + j), xv, s2);
+			s3 = _mm256_fmadd_ps(bf16_load8(r3 + j), xv, s3);
+		}
+		t[0] = hsum8(s0);
+		t[1] = hsum8(s1);
+		t[2] = hsum8(s2);
+		t[3] = hsum8(s3);
+		for (; j < k; j++)
+		{
+			float		xj = bf16_value(bf16_round(x[j]));
+
+			t[0] += bf16_value(r0[j]) * xj;
+			t[1] += bf16_value(r1[j]) * xj;
+			t[2] += bf16_value(r2[j]) * xj;
+			t[3] += bf16_value(r3[j]) * xj;
+		}
+		for (q = 0; q < 4; q++)
+			y[i + q] = accumulate ? y[i + q] + t[q] : t[q];
+	}
+	matvec_bf16_portable(a + (size_t) i * k, n - i, k, x, y + i, accumulate);
+}
+
+/* ---------------- AVX-512 versions ---------------- */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")))
+
+/* exp of 16 floats (the Cephes polynomial of exp8). */
+AVX512 static inline __m512
+exp16(__m512 x)
+{
+	__m512		fx,
+				y,
+				z;
+	__m512i		e;
+
+	x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+	x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447505531f));
+	fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
+	fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+	x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+	x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+	z = _mm512_mul_ps(x, x);
+	y = _mm512_set1_ps(1.9875691500e-4f);
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+	y = _mm512_fmadd_ps(y, z, _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+	e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
+	return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+/* tanh of 16 floats (the polynomials of tanh8). */
+AVX512 static inline __m512
+tanh16(__m512 x)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+	__m512		ax = _mm512_abs_ps(x);
+	__m512		z = _mm512_mul_ps(x, x);
+	__m512		small,
+				large;
+
+	small = _mm512_set1_ps(-5.70498872745e-3f);
+	small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(2.06390887954e-2f));
+	small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(-5.37397155531e-2f));
+	small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(1.33314422036e-1f));
+	small = _mm512_fmadd_ps(small, z, _mm512_set1_ps(-3.33332819422e-1f));
+	small = _mm512_fmadd_ps(_mm512_mul_ps(small, z), x, x);
+	large = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f),
+											 _mm512_add_ps(exp16(_mm512_add_ps(ax, ax)), one)));
+	large = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(large),
+												_mm512_and_si512(_mm512_castps_si512(x),
+																 _mm512_set1_epi32((int) 0x80000000u))));
+	return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_GE_OQ),
+								small, large);
+}
+
+/* In-place logistic function. */
+AVX512 static void
+sigmoid_avx512(float *x, size_t n)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m512		e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(x + i)));
+
+		_mm512_storeu_ps(x + i, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+	}
+	sigmoid_avx2(x + i, n - i);
+}
+
+/* In-place tanh. */
+AVX512 static void
+tanh_avx512(float *x, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(x + i, tanh16(_mm512_loadu_ps(x + i)));
+	tanh_avx2(x + i, n - i);
+}
+
+/* sum of exp(x - shift), terms stored in out unless NULL. */
+AVX512 static double
+expsum_avx512(const float *x, size_t n, float shift, float *out)
+{
+	__m512		s = _mm512_setzero_ps();
+	__m512		sh = _mm512_set1_ps(shift);
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m512		e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh));
+
+		if (out)
+			_mm512_storeu_ps(out + i, e);
+		s = _mm512_add_ps(s, e);
+	}
+	return (double) _mm512_reduce_add_ps(s) +
+		expsum_avx2(x + i, n - i, shift, out ? out + i : NULL);
+}
+
+/* y = A x (+ y), four rows at a time. */
+AVX512 static void
+matvec_avx512(const float *a, int n, int k, const float *x, float *y, int accumulate)
+{
+	int			i = 0,
+				j,
+				q;
+
+	for (; i + 4 <= n; i += 4)
+	{
+		const float *r = a + (size_t) i * k;
+		__m512		s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+		_mm512_setzero_ps(), _mm512_setzero_ps()};
+		float		t[4];
+
+		for (j = 0; j + 16 <= k; j += 16)
+		{
+			__m512		xv = _mm512_loadu_ps(x + j);
+
+			for (q = 0; q < 4; q++)
+				s[q] = _mm512_fmadd_ps(_mm512_loadu_ps(r + (size_t) q * k + j), xv, s[q]);
+		}
+		for (q = 0; q < 4; q++)
+		{
+			t[q] = _mm512_reduce_add_ps(s[q]);
+			if (j < k)
+				matvec_avx2(r + (size_t) q * k + j, 1, k - j, x + j, &t[q], 1);
+			y[i + q] = accumulate ? y[i + q] + t[q] : t[q];
+		}
+	}
+	matvec_avx2(a + (size_t) i * k, n - i, k, x, y + i, accumulate);
+}
+
+/* Adam on gradients scaled by gscale: the operations of adam_avx2. */
+AVX512 static void
+adam_avx512(float *p, const float *g, float *m, float *v, size_t n,
+			float gscale, float step, float rc2)
+{
+	const __m512 b1 = _mm512_set1_ps(0.9f),
+				one_b1 = _mm512_set1_ps(0.1f),
+				b2 = _mm512_set1_ps(0.999f),
+				one_b2 = _mm512_set1_ps(0.001f),
+				eps = _mm512_set1_ps(1e-8f),
+				vs = _mm512_set1_ps(gscale),
+				vstep = _mm512_set1_ps(step),
+				vrc2 = _mm512_set1_ps(rc2);
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m512		gi = _mm512_mul_ps(_mm512_loadu_ps(g + i), vs);
+		__m512		mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(one_b1, gi));
+		__m512		vi = _mm512_fmadd_ps(b2, _mm512_loadu_ps(v + i),
+										 _mm512_mul_ps(_mm512_mul_ps(one_b2, gi), gi));
+		__m512		den = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), vrc2, eps);
+
+		_mm512_storeu_ps(m + i, mi);
+		_mm512_storeu_ps(v + i, vi);
+		_mm512_storeu_ps(p + i, _mm512_sub_ps(_mm512_loadu_ps(p + i),
+											  _mm512_div_ps(_mm512_mul_ps(vstep, mi), den)));
+	}
+	adam_avx2(p + i, g + i, m + i, v + i, n - i, gscale, step, rc2);
+}
+
+/* bf16 of 16 floats, as bf16_round does, one per 32-bit lane. */
+AVX512 static inline __m512i
+bf16_round16(__m512 x)
+{
+	__m512i		u = _mm512_castps_si512(x);
+	__m512i		top = _mm512_srli_epi32(u, 16);
+	__mmask16	zero_exp = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+	__mmask16	nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+											  _mm512_set1_epi32(0x7f800000));
+	__m512i		odd = _mm512_and_si512(top, _mm512_set1_epi32(1));
+	__m512i		r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd), 16);
+
+	r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(top, _mm512_set1_epi32(0x40)));
+	return _mm512_mask_mov_epi32(r, zero_exp, _mm512_and_si512(top, _mm512_set1_epi32(0x8000)));
+}
+
+/* y = bf16(x), sixteen at a time. */
+AVX512 static void
+to_bf16_avx512(const float *x, uint16_t *y, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm256_storeu_si256((__m256i *) (y + i),
+							_mm512_cvtepi32_epi16(bf16_round16(_mm512_loadu_ps(x + i))));
+	to_bf16_avx2(x + i, y + i, n - i);
+}
+
+/* 16 bf16 as fp32. */
+AVX512 static inline __m512
+bf16_load16(const uint16_t *p)
+{
+	__m512i		w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) p));
+
+	return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+
+/* y = A bf16(x) (+ y), A bf16 [n, k], four rows at a time. */
+AVX512 static void
+matvec_bf16_avx512(const uint16_t *a, int n, int k, const float *x, float *y, int accumulate)
+{
+	int			i = 0,
+				j,
+				q;
+
+	for (; i + 4 <= n; i += 4)
+	{
+		const uint16_t *r = a + (size_t) i * k;
+		__m512		s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+		_mm512_setzero_ps(), _mm512_setzero_ps()};
+
+		for (j = 0; j + 16 <= k; j += 16)
+		{
+			__m512		xv = _mm512_castsi512_ps(_mm512_slli_epi32(bf16_round16(_mm512_loadu_ps(x + j)), 16));
+
+			for (q = 0; q < 4; q++)
+				s[q] = _mm512_fmadd_ps(bf16_load16(r + (size_t) q * k + j), xv, s[q]);
+		}
+		for (q = 0; q < 4; q++)
+		{
+			float		t = _mm512_reduce_add_ps(s[q]);
+
+			if (j < k)
+				matvec_bf16_avx2(r + (size_t) q * k + j, 1, k - j, x + j, &t, 1);
+			y[i + q] = accumulate ? y[i + q] + t : t;
+		}
+	}
+	matvec_bf16_avx2(a + (size_t) i * k, n - i, k, x, y + i, accumulate);
+}
+
+/* y = bf16(x) by the processor's own conversion (the same bits as bf16_round). */
+AVX512BF16 static void
+to_bf16_avx512bf16(const float *x, uint16_t *y, size_t n)
+{
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m256bh	h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+
+		memcpy(y + i, &h, sizeof(h));
+	}
+	to_bf16_portable(x + i, y + i, n - i);
+}
+
+/* y = A bf16(x) (+ y) with the bf16 dot-product instruction, 32 columns a step. */
+AVX512BF16 static void
+matvec_bf16_avx512bf16(const uint16_t *a, int n, int k, const float *x, float *y,
+					   int accumulate)
+{
+	int			i = 0,
+				j,
+				q;
+
+	for (; i + 4 <= n; i += 4)
+	{
+		const uint16_t *r = a + (size_t) i * k;
+		__m512		s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+		_mm512_setzero_ps(), _mm512_setzero_ps()};
+
+		for (j = 0; j + 32 <= k; j += 32)
+		{
+			__m512bh	xv = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + j + 16),
+												 _mm512_loadu_ps(x + j));
+
+			for (q = 0; q < 4; q++)
+			{
+				__m512i		w = _mm512_loadu_si512((const void *) (r + (size_t) q * k + j));
+				__m512bh	wb;
+
+				memcpy(&wb, &w, sizeof(wb));
+				s[q] = _mm512_dpbf16_ps(s[q], wb, xv);
+			}
+		}
+		for (q = 0; q < 4; q++)
+		{
+			float		t = _mm512_reduce_add_ps(s[q]);
+
+			if (j < k)
+				matvec_bf16_avx2(r + (size_t) q * k + j, 1, k - j, x + j, &t, 1);
+			y[i + q] = accumulate ? y[i + q] + t : t;
+		}
+	}
+	matvec_bf16_avx2(a + (size_t) i * k, n - i, k, x, y + i, accumulate);
+}
+
 #endif
 
 /* ---------------- the table ---------------- */
@@ -402,6 +860,9 @@ typedef struct rl_kernel_ops
 	double		(*sumsq) (const float *x, size_t n);
 	void		(*adam) (float *p, const float *g, float *m, float *v, size_t n,
 						 float gscale, float step, float rc2);
+	void		(*to_bf16) (const float *x, uint16_t *y, size_t n);
+	void		(*matvec_bf16) (const uint16_t *a, int n, int k, const float *x, float *y,
+								int accumulate);
 } rl_kernel_ops;
 
 /* Always usable. */
@@ -421,32 +882,67 @@ has_avx2_fma(void)
 	rl_cpu_detect(&cpu);
 	return cpu.has[RL_CPU_AVX2] && cpu.has[RL_CPU_FMA];
 }
+
+/* The processor has AVX-512 F, BW, DQ and VL (and AVX2 and FMA, for the tails). */
+static int
+has_avx512(void)
+{
+	rl_cpu_info cpu;
+
+	rl_cpu_detect(&cpu);
+	return has_avx2_fma() && cpu.has[RL_CPU_AVX512F] && cpu.has[RL_CPU_AVX512BW] &&
+		cpu.has[RL_CPU_AVX512DQ] && cpu.has[RL_CPU_AVX512VL];
+}
+
+/* ... and AVX512_BF16. */
+static int
+has_avx512bf16(void)
+{
+	rl_cpu_info cpu;
+
+	rl_cpu_detect(&cpu);
+	return has_avx512() && cpu.has[RL_CPU_AVX512BF16];
+}
 #endif
 
 /* Best first: the first usable row is the default. */
 static const rl_kernel_ops kernel_table[] = {
 #ifdef RL_HAVE_X86
+	{"avx512bf16", has_avx512bf16, sigmoid_avx512, tanh_avx512, max_avx2, expsum_avx512,
+	matvec_avx512, sumsq_avx2, adam_avx512, to_bf16_avx512bf16, matvec_bf16_avx512bf16},
+	{"avx512", has_avx512, sigmoid_avx512, tanh_avx512, max_avx2, expsum_avx512,
+	matvec_avx512, sumsq_avx2, adam_avx512, to_bf16_avx512, matvec_bf16_avx512},
 	{"avx2+fma", has_avx2_fma, sigmoid_avx2, tanh_avx2, max_avx2, expsum_avx2,
-	matvec_avx2, sumsq_avx2, adam_avx2},
+	matvec_avx2, sumsq_avx2, adam_avx2, to_bf16_avx2, matvec_bf16_avx2},
 #endif
 	{"portable", always, sigmoid_portable, tanh_portable, max_portable, expsum_portable,
-	matvec_portable, sumsq_portable, adam_portable},
+	matvec_portable, sumsq_portable, adam_portable, to_bf16_portable, matvec_bf16_portable},
 };
 
 #define N_KERNEL_SETS ((int) (sizeof(kernel_table) / sizeof(kernel_table[0])))
 
 static const rl_kernel_ops *kernels;	/* chosen once */
 
-/* The set in use, choosing the best usable one on first call. */
+/*
+ * The set in use, choosing on first call the best usable one, or the one
+ * the environment variable RNNLM_TEST_KERNELS names (for the tests: a
+ * server then runs, say, the portable set on any processor).
+ */
 static const rl_kernel_ops *
 ops(void)
 {
+	const char *forced;
 	int			i;
 
-	if (kernels == NULL)
-		for (i = 0; i < N_KERNEL_SETS && kernels == NULL; i++)
-			if (kernel_table[i].usable())
-				kernels = &kernel_table[i];
+	if (kernels != NULL)
+		return kernels;
+	forced = getenv("RNNLM_TEST_KERNELS");
+	for (i = 0; forced && i < N_KERNEL_SETS && kernels == NULL; i++)
+		if (strcmp(kernel_table[i].name, forced) == 0 && kernel_table[i].usable())
+			kernels = &kernel_table[i];
+	for (i = 0; i < N_KERNEL_SETS && kernels == NULL; i++)
+		if (kernel_table[i].usable())
+			kernels = &kernel_table[i];
 	return kernels;
 }
 
@@ -540,4 +1036,26 @@ rl_k_adam(float *p, const float *g, float *m, float *v, size_t n,
 		  float gscale, float step, float rc2)
 {
 	ops()->adam (p, g, m, v, n, gscale, step, rc2);
+}
+
+/* y = bf16(x), rounded to nearest even: the same bits from every set. */
+void
+rl_k_to_bf16(const float *x, uint16_t *y, size_t n)
+{
+	ops()->to_bf16 (x, y, n);
+}
+
+/* y = A bf16(x), or y += A bf16(x); A is bf16 row-major [n, k], sums in fp32. */
+void
+rl_k_matvec_bf16(const uint16_t *a, int n, int k, const float *x, float *y,
+				 int accumulate)
+{
+	ops()->matvec_bf16 (a, n, k, x, y, accumulate);
+}
+
+/* The fp32 value of a bf16 (exact). */
+float
+rl_bf16_to_float(uint16_t h)
+{
+	return bf16_value(h);
 }

@@ -43,7 +43,8 @@ typedef enum rl_status
 	RL_ERR_DATA,				/* not enough training data */
 	RL_ERR_BLAS,				/* the BLAS library could not be loaded */
 	RL_ERR_NUMERIC,				/* training diverged (NaN or Inf) */
-	RL_ERR_LIMIT				/* an allocation above env->max_alloc */
+	RL_ERR_LIMIT,				/* an allocation above env->max_alloc */
+	RL_ERR_UNSUPPORTED			/* this processor or library cannot do what was asked */
 } rl_status;
 
 struct rl_epoch_stats;
@@ -79,10 +80,66 @@ extern double rl_now_seconds(void);	/* monotonic clock */
 extern int	rl_blas_load(char *errbuf, size_t errlen);
 extern void rl_blas_set_threads(int nthreads);
 extern int	rl_blas_threads(void);
+
+/* compute.c: the backends of the matrix products, and their precision */
+typedef enum rl_precision
+{
+	RL_PREC_FP32 = 0,
+	RL_PREC_BF16 = 1,
+	RL_PREC_AUTO = 2
+} rl_precision;
+
+#define RL_MAX_BACKENDS 4
+
+/* What rl_compute_use chose, for the runtime report. */
+typedef struct rl_compute_info
+{
+	char		chosen[32];		/* "auto" or a backend's name */
+	const char *fp32;			/* the backend of fp32 products */
+	char		fp32_kernel[192];
+	const char *bf16;			/* the backend of bf16 products; "" for none */
+	char		bf16_kernel[192];
+	int			count;			/* every backend compiled in: */
+	const char *names[RL_MAX_BACKENDS];
+	int			loads[RL_MAX_BACKENDS]; /* usable here */
+	int			has_bf16[RL_MAX_BACKENDS];	/* its bf16 products run here */
+} rl_compute_info;
+
+extern int	rl_compute_use(const char *name, char *err, size_t errlen);
+extern void rl_compute_set_threads(int nthreads);
+extern int	rl_compute_threads(void);
+extern void rl_compute_describe(rl_compute_info *info);
+extern rl_status rl_precision_resolve(rl_env *env, rl_precision want, rl_precision *got);
+extern const char *rl_precision_name(rl_precision p);
 extern void rl_sgemm(int transa, int transb, int m, int n, int k,
 					 float alpha, const float *a, int lda,
 					 const float *b, int ldb,
 					 float beta, float *c, int ldc);
+
+/*
+ * The products of one pass (a trainer's, a stream's) in bf16: the weights
+ * [w, w + nw), their bf16 copy, and scratch for converting the other
+ * operand of a product (two of cap elements).  bf16 = 0 (or no rl_prod at
+ * all) means fp32.
+ */
+typedef struct rl_prod
+{
+	int			bf16;
+	const float *w;
+	size_t		nw;
+	uint16_t   *w16;
+	uint16_t   *scratch;
+	size_t		cap;
+} rl_prod;
+
+extern size_t rl_prod_bytes(size_t nw, size_t cap);
+extern rl_status rl_prod_init(rl_env *env, rl_prod *p, const float *w, size_t nw,
+							  size_t cap);
+extern void rl_prod_sync(rl_prod *p);
+extern void rl_prod_free(rl_env *env, rl_prod *p);
+extern void rl_mm(const rl_prod *p, int ta, int tb, int m, int n, int k,
+				  float alpha, const float *a, int lda, const float *b, int ldb,
+				  float beta, float *c, int ldc);
 
 /* cpu.c: the processor's feature flags */
 enum
@@ -129,6 +186,10 @@ extern void rl_k_matvec(const float *a, int n, int k, const float *x, float *y,
 extern double rl_k_sumsq(const float *x, size_t n);
 extern void rl_k_adam(float *p, const float *g, float *m, float *v, size_t n,
 					  float gscale, float step, float rc2);
+extern void rl_k_to_bf16(const float *x, uint16_t *y, size_t n);
+extern void rl_k_matvec_bf16(const uint16_t *a, int n, int k, const float *x, float *y,
+							 int accumulate);
+extern float rl_bf16_to_float(uint16_t h);
 
 /* ---------- configuration and parameters ---------- */
 
@@ -287,11 +348,14 @@ typedef struct rl_state
 			   *crh;			/* [CHUNK, H] LSTM C, GRU r*h */
 	float	   *clogits;		/* [CHUNK, V] */
 	int32_t    *cin;			/* [CHUNK] input tokens */
+	rl_prod		prod;			/* the products' precision, and the bf16 weights */
 } rl_state;
 
 #define RL_SCORE_CHUNK 128
 
 extern rl_status rl_state_create(rl_env *env, const rl_model *m, rl_state **out);
+extern rl_status rl_state_set_precision(rl_env *env, rl_state *s, rl_precision p);
+extern rl_precision rl_state_precision(const rl_state *s);
 extern void rl_state_reset(rl_state *s);
 extern void rl_state_feed(rl_state *s, int32_t token);	/* updates logits */
 extern double rl_log_softmax_at(const float *logits, int32_t n, int32_t target,
@@ -310,8 +374,8 @@ extern rl_status rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n
  * lens[d] tokens.  correct may be NULL.
  */
 extern rl_status rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
-							   const size_t *lens, size_t ndocs, double *nll,
-							   size_t *correct);
+							   const size_t *lens, size_t ndocs, rl_precision precision,
+							   double *nll, size_t *correct);
 
 /* ---------- training (train.c) ---------- */
 
@@ -329,6 +393,7 @@ typedef struct rl_train_opts
 	int32_t		patience;		/* stop after this many epochs without improvement; 0 = off */
 	double		lr_decay;		/* multiply the rate by this ... (0 or 1 = off) */
 	int32_t		lr_patience;	/* ... after this many epochs without improvement */
+	rl_precision precision;		/* of the products: FP32 or BF16, resolved */
 } rl_train_opts;
 
 typedef struct rl_epoch_stats
@@ -374,6 +439,8 @@ extern rl_status rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs,
 										 double *row_nll, unsigned char *row_top1);
 extern float *rl_trainer_grads(rl_trainer *tr);
 extern void rl_trainer_set_training(rl_trainer *tr, int training);
+extern rl_status rl_trainer_set_precision(rl_trainer *tr, rl_precision p);
+extern void rl_trainer_weights_changed(rl_trainer *tr);
 extern double rl_clip_grads(float *grads, size_t n, double clip_norm);
 extern void rl_adam_step(float *params, const float *grads, float *m, float *v,
 						 size_t n, double lr, int64_t t);
@@ -402,7 +469,7 @@ typedef struct rl_trainer_state
 extern void rl_trainer_view(rl_trainer *tr, rl_trainer_state *v);
 
 extern size_t rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len,
-							  double dropout);
+							  double dropout, rl_precision precision);
 extern rl_status rl_train(rl_env *env, rl_model *m,
 						  const int32_t *train, size_t ntrain,
 						  const int32_t *val, size_t nval,
@@ -467,9 +534,11 @@ typedef struct rl_cell_ops
 	int			ngates;
 	int			hprev_blocks;	/* leading gate blocks of W_h that multiply h_{t-1};
 								 * the rest multiply r*h_{t-1} (GRU) */
-	void		(*forward) (const float *wh, int H, int B, const float *hprev,
+	void		(*forward) (const rl_prod *p, const float *wh, int H, int B,
+							const float *hprev,
 							const float *cprev, float *g, float *h, float *c, float *rh);
-	void		(*backward) (const float *wh, int H, int B, const float *hprev,
+	void		(*backward) (const rl_prod *p, const float *wh, int H, int B,
+							 const float *hprev,
 							 const float *cprev, const float *g, const float *h,
 							 const float *c, const float *rh, const float *dh,
 							 float *dc, float *dg, float *dhprev, float *tmp);
@@ -493,9 +562,10 @@ typedef struct rl_layer_buf
 	float	   *c0;				/* [B, H] LSTM only */
 } rl_layer_buf;
 
-extern int	rl_layer_forward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
-							 int T, int B);
-extern int	rl_layer_backward(rl_env *env, const rl_model *m, int l, rl_layer_buf *lb,
+extern int	rl_layer_forward(rl_env *env, const rl_prod *p, const rl_model *m, int l,
+							 rl_layer_buf *lb, int T, int B);
+extern int	rl_layer_backward(rl_env *env, const rl_prod *p, const rl_model *m, int l,
+							  rl_layer_buf *lb,
 							  int T, int B, float *dH, float *dG, float *dX,
 							  rl_layer_params *grad, float *dh_next, float *dc,
 							  float *tmp);

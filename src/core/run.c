@@ -62,7 +62,8 @@ size_t
 rl_run_memory(const rl_config *cfg, const rl_train_opts *o)
 {
 	rl_env		env;
-	size_t		base = rl_train_memory(cfg, o->batch_size, o->seq_len, o->dropout),
+	size_t		base = rl_train_memory(cfg, o->batch_size, o->seq_len, o->dropout,
+								   o->precision),
 				P;
 
 	rl_env_init_malloc(&env);
@@ -119,6 +120,8 @@ rl_run_create(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 	st = rl_trainer_create(env, m, r->B, o->seq_len, o->dropout, o->seed, &r->tr);
 	if (st == RL_OK)
 		st = rl_trainer_enable_adam(r->tr);
+	if (st == RL_OK)
+		st = rl_trainer_set_precision(r->tr, o->precision);
 	if (st == RL_OK && o->keep_best && r->nval >= 2 &&
 		!(r->best = rl_alloc_array(env, m->nparams, sizeof(float))))
 		st = env->status;
@@ -300,6 +303,7 @@ rl_run_finish(rl_run *r, rl_train_result *res)
 	if (r->best && r->best_epoch > 0 && r->best_epoch != r->epoch)
 	{
 		memcpy(r->m->params, r->best, r->m->nparams * sizeof(float));
+		rl_trainer_weights_changed(r->tr);
 		kept = r->best_epoch;
 	}
 	res->kept_epoch = kept;

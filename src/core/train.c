@@ -44,6 +44,8 @@ struct rl_trainer
 	float	   *adam_m,
 			   *adam_v;
 	int64_t		step;
+	rl_prod		prod;			/* the products' precision, and the bf16 weights */
+	int64_t		prod_step;		/* the Adam step the bf16 copy was made at; -1 stale */
 	int32_t    *inputs,
 			   *targets;		/* [S*B] */
 	/* every allocation, for freeing */
@@ -167,6 +169,7 @@ rl_trainer_free(rl_trainer *tr)
 
 	if (tr == NULL)
 		return;
+	rl_prod_free(tr->env, &tr->prod);
 	for (i = 0; i < tr->nallocs; i++)
 		rl_free(tr->env, tr->allocs[i]);
 	rl_free(tr->env, tr);
@@ -192,6 +195,47 @@ void
 rl_trainer_set_training(rl_trainer *tr, int training)
 {
 	tr->training = training;
+}
+
+/* The elements of the largest operand a bf16 product converts: rows * max(V, G*H, E, H). */
+static size_t
+prod_cap(const rl_config *c, size_t rows)
+{
+	size_t		w = (size_t) c->vocab_size;
+	size_t		gh = (size_t) rl_cell_gates(c->cell) * c->hidden_size;
+
+	if (gh > w)
+		w = gh;
+	if ((size_t) c->embedding_dim > w)
+		w = (size_t) c->embedding_dim;
+	return rows * w;
+}
+
+/*
+ * Runs the trainer's products in precision p (RL_PREC_FP32 or RL_PREC_BF16,
+ * as rl_precision_resolve gave it): bf16 keeps a bf16 copy of the weights,
+ * refreshed before a pass whenever they have changed.
+ */
+rl_status
+rl_trainer_set_precision(rl_trainer *tr, rl_precision p)
+{
+	if (p != RL_PREC_BF16)
+	{
+		rl_prod_free(tr->env, &tr->prod);
+		return RL_OK;
+	}
+	if (tr->prod.bf16)
+		return RL_OK;
+	tr->prod_step = -1;
+	return rl_prod_init(tr->env, &tr->prod, tr->m->params, tr->m->nparams,
+						prod_cap(&tr->m->cfg, (size_t) tr->B * tr->S));
+}
+
+/* Says the weights were changed from outside (restored), so the bf16 copy is stale. */
+void
+rl_trainer_weights_changed(rl_trainer *tr)
+{
+	tr->prod_step = -1;
 }
 
 /* The gradient array, laid out like the parameters. */
@@ -270,6 +314,13 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 		if (inputs[r] < 0 || inputs[r] >= V || targets[r] < 0 || targets[r] >= V)
 			return rl_error(env, RL_ERR_INVALID, "token id out of range");
 
+	/* bf16: the copy of the weights as they are now */
+	if (tr->prod.bf16 && (want_grad || tr->prod_step != tr->step))
+	{
+		rl_prod_sync(&tr->prod);
+		tr->prod_step = tr->step;
+	}
+
 	/* embedding lookup, then dropout into layer 0's input */
 	for (r = 0; r < N; r++)
 		memcpy(tr->lb[0].x + (size_t) r * E, m->emb + (size_t) inputs[r] * E, E * sizeof(float));
@@ -277,7 +328,7 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 
 	for (l = 0; l < L; l++)
 	{
-		if (!rl_layer_forward(env, m, l, &tr->lb[l], T, B))
+		if (!rl_layer_forward(env, &tr->prod, m, l, &tr->lb[l], T, B))
 			return env->status;
 		if (l + 1 < L)
 			apply_dropout(tr, tr->lb[l].h, tr->lb[l + 1].x, tr->lb[l + 1].mask, (size_t) N * H);
@@ -287,7 +338,7 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 	/* logits, softmax, loss; dlogits = (p - onehot) / N in place */
 	for (r = 0; r < N; r++)
 		memcpy(tr->logits + (size_t) r * V, m->by, V * sizeof(float));
-	rl_sgemm(0, 1, N, V, H, 1.0f, tr->top, H, m->why, H, 1.0f, tr->logits, V);
+	rl_mm(&tr->prod, 0, 1, N, V, H, 1.0f, tr->top, H, m->why, H, 1.0f, tr->logits, V);
 	for (r = 0; r < N; r++)
 	{
 		float	   *z = tr->logits + (size_t) r * V;
@@ -326,7 +377,7 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 	if (want_grad)
 	{
 		/* output layer */
-		rl_sgemm(1, 0, V, H, N, 1.0f, tr->logits, V, tr->top, H, 1.0f, tr->g_why, H);
+		rl_mm(&tr->prod, 1, 0, V, H, N, 1.0f, tr->logits, V, tr->top, H, 1.0f, tr->g_why, H);
 		for (r = 0; r < N; r++)
 		{
 			const float *z = tr->logits + (size_t) r * V;
@@ -337,14 +388,14 @@ run_batch(rl_trainer *tr, const int32_t *inputs, const int32_t *targets,
 		}
 		dH = tr->dA;
 		dX = tr->dB;
-		rl_sgemm(0, 0, N, H, V, 1.0f, tr->logits, V, m->why, H, 0.0f, dH, H);
+		rl_mm(&tr->prod, 0, 0, N, H, V, 1.0f, tr->logits, V, m->why, H, 0.0f, dH, H);
 		mask_grad(tr, dH, tr->top_mask, (size_t) N * H);
 
 		for (l = L - 1; l >= 0; l--)
 		{
 			float	   *swap;
 
-			if (!rl_layer_backward(env, m, l, &tr->lb[l], T, B, dH, tr->dG, dX,
+			if (!rl_layer_backward(env, &tr->prod, m, l, &tr->lb[l], T, B, dH, tr->dG, dX,
 								   &tr->g_layers[l], tr->dh_next, tr->dc, tr->tmp))
 				return env->status;
 			mask_grad(tr, dX, tr->lb[l].mask, (size_t) N * m->layers[l].in_dim);
@@ -528,11 +579,13 @@ rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
 
 /*
  * Bytes a training run of this shape holds at its peak: the weights, their
- * gradients and two Adam moments, and the activations and gradients of one
- * batch (rl_trainer_create and ensure_backward).
+ * gradients and two Adam moments, the activations and gradients of one
+ * batch (rl_trainer_create and ensure_backward), and in bf16 the copy of
+ * the weights and the scratch of rl_trainer_set_precision.
  */
 size_t
-rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dropout)
+rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dropout,
+				rl_precision precision)
 {
 	rl_env		env;
 	size_t		P,
@@ -557,7 +610,9 @@ rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dro
 	}
 	per_row += H * (dropout > 0 ? 2 : 1) + V + 2 * wide + G * H + 2;
 	floats = 4 * P + rows * per_row + 3 * (size_t) batch * H * (cfg->num_layers + 1);
-	return floats > SIZE_MAX / 4 ? SIZE_MAX : floats * 4;
+	if (floats > SIZE_MAX / 8)
+		return SIZE_MAX;
+	return floats * 4 + (precision == RL_PREC_BF16 ? rl_prod_bytes(P, prod_cap(cfg, rows)) : 0);
 }
 
 /* Allocates the Adam moments, zeroed, on first use. */

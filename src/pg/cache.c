@@ -142,6 +142,7 @@ cache_load(const char *name, CacheEntry *e)
 	e->cxt = cxt;
 	e->loaded.model = model;
 	e->loaded.state = state;
+	e->loaded.cxt = cxt;
 	e->loaded.version = version;
 }
 
@@ -170,7 +171,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	if (cc && strcmp(cc->name, name) == 0 && call_matches(cc))
 		return &cc->loaded;
 
-	rnnlm_prepare_blas();
+	rnnlm_prepare_compute();
 	cache_init();
 	SPI_connect();
 	version = rnnlm_catalog_version(name, &found);
@@ -205,4 +206,24 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	cc->loaded = e->loaded;
 	fcinfo->flinfo->fn_extra = cc;
 	return &cc->loaded;
+}
+
+/*
+ * Sets the loaded model's stream to the precision rnnlm.precision comes
+ * to (making or dropping its bf16 copy of the weights, in the model's
+ * context) and returns it.
+ */
+rl_precision
+rnnlm_use_precision(RnnlmLoaded *lm)
+{
+	rl_precision p = rnnlm_resolve_precision(rnnlm_precision, "scoring");
+	rl_env		env;
+
+	if (rl_state_precision(lm->state) != p)
+	{
+		rnnlm_env_init(&env, lm->cxt, false);
+		if (rl_state_set_precision(&env, lm->state, p) != RL_OK)
+			rnnlm_raise(&env, "preparing bf16 weights");
+	}
+	return p;
 }

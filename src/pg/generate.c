@@ -68,7 +68,7 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 
 	lm = rnnlm_get_model(fcinfo, name);
 	m = lm->model;
-	rnnlm_prepare_blas();
+	rnnlm_use_precision(lm);
 	rnnlm_env_init(&env, CurrentMemoryContext, false);
 
 	if (PG_ARGISNULL(1))

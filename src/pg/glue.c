@@ -93,6 +93,9 @@ rnnlm_raise(rl_env *env, const char *what)
 		case RL_ERR_NUMERIC:
 			code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
 			break;
+		case RL_ERR_UNSUPPORTED:
+			code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
 		case RL_ERR_LIMIT:
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -110,18 +113,45 @@ rnnlm_raise(rl_env *env, const char *what)
 	pg_unreachable();
 }
 
-/* Loads OpenBLAS on first use and applies rnnlm.threads. */
+/*
+ * Picks the backend of the matrix products that rnnlm.backend names
+ * (loading its library on first use) and applies rnnlm.threads.
+ */
 void
-rnnlm_prepare_blas(void)
+rnnlm_prepare_compute(void)
 {
-	char		err[256];
+	char		err[RL_ERRMSG_LEN];
+	const char *name = rnnlm_backend_names[rnnlm_backend];
 
-	if (rl_blas_load(err, sizeof(err)) != 0)
+	if (rl_compute_use(name, err, sizeof(err)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("rnnlm: %s", err),
-				 errhint("Install OpenBLAS (Debian package libopenblas0).")));
-	rl_blas_set_threads(rnnlm_threads);
+				 errhint(strcmp(name, "onednn") == 0 ?
+						 "Install oneDNN (Debian package libdnnl2), or SET rnnlm.backend = 'auto'." :
+						 "Install OpenBLAS (Debian package libopenblas0), or SET rnnlm.backend = 'auto'.")));
+	rl_compute_set_threads(rnnlm_threads);
+}
+
+/*
+ * What a requested precision comes to on this processor and backend
+ * (after rnnlm_prepare_compute); bf16 that cannot run is an ERROR.
+ */
+rl_precision
+rnnlm_resolve_precision(rl_precision want, const char *what)
+{
+	rl_env		env;
+	rl_precision got;
+
+	rnnlm_prepare_compute();
+	rnnlm_env_init(&env, CurrentMemoryContext, false);
+	if (rl_precision_resolve(&env, want, &got) != RL_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("rnnlm: %s in bf16 is not possible here: %s", what, env.errmsg),
+				 errhint("Use precision 'fp32', or 'auto', which takes bf16 only where it runs; "
+						 "rnnlm_runtime() shows what this server has.")));
+	return got;
 }
 
 /* Validates a model name argument and returns it as a C string. */

@@ -768,7 +768,7 @@ run_job(int64 job_id, MemoryContext cxt)
 	commit_txn();
 
 	/* training, with no transaction open */
-	rnnlm_prepare_blas();
+	rnnlm_prepare_compute();
 	rnnlm_training_start(&t);
 	if (row.checkpoint &&
 		rl_run_restore(t.run, (const uint8_t *) VARDATA_ANY(row.checkpoint),

@@ -48,6 +48,9 @@ typedef struct OptSpec
 static const OptChoice cell_choices[] = {
 	{"lstm", RL_CELL_LSTM}, {"gru", RL_CELL_GRU}, {"rnn", RL_CELL_RNN}, {NULL, 0}
 };
+static const OptChoice precision_choices[] = {
+	{"fp32", RL_PREC_FP32}, {"bf16", RL_PREC_BF16}, {"auto", RL_PREC_AUTO}, {NULL, 0}
+};
 static const OptChoice tokenizer_choices[] = {
 	{"word", RL_TOK_WORD}, {"char", RL_TOK_CHAR}, {NULL, 0}
 };
@@ -82,6 +85,7 @@ static const OptSpec opt_specs[] = {
 	{"lr_patience", OPT_INT, OFF(lr_patience), 1, 1, 100000, false, NULL, true},
 	{"init_from", OPT_NAME, OFF(init_from), 0, 0, 0, false, NULL, true},
 	{"checkpoint_minutes", OPT_REAL, OFF(checkpoint_minutes), 10, 0, 10080, true, NULL, true},
+	{"precision", OPT_ENUM, OFF(precision), RL_PREC_FP32, 0, 0, false, precision_choices, true},
 	{"replace", OPT_BOOL, OFF(replace), 0, 0, 0, false, NULL, false},
 };
 
@@ -424,4 +428,5 @@ rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to)
 	to->patience = opts->early_stopping_patience;
 	to->lr_decay = opts->lr_decay;
 	to->lr_patience = opts->lr_patience;
+	to->precision = (rl_precision) opts->precision;
 }

@@ -12,7 +12,7 @@
 
 PG_MODULE_MAGIC;
 
-/* BLAS worker threads per backend. */
+/* Helper threads of the matrix products (BLAS, OpenMP) per backend. */
 int			rnnlm_threads = 1;
 
 /* The most memory one model or one training run may take, in MB. */
@@ -21,6 +21,29 @@ int			rnnlm_max_memory_mb = 4096;
 /* Finished jobs are removed this many minutes after they end; 0 = never. */
 int			rnnlm_job_retention_min = 30 * 24 * 60;
 
+/* The precision of scoring and generation (rl_precision). */
+int			rnnlm_precision = RL_PREC_FP32;
+
+/* The backend of the matrix products: an index into rnnlm_backend_names. */
+int			rnnlm_backend = 0;
+
+const char *const rnnlm_backend_names[] = {"auto", "openblas", "onednn", "reference", NULL};
+
+static const struct config_enum_entry precision_options[] = {
+	{"fp32", RL_PREC_FP32, false},
+	{"bf16", RL_PREC_BF16, false},
+	{"auto", RL_PREC_AUTO, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry backend_options[] = {
+	{"auto", 0, false},
+	{"openblas", 1, false},
+	{"onednn", 2, false},
+	{"reference", 3, false},
+	{NULL, 0, false}
+};
+
 void		_PG_init(void);
 
 /* Defines the GUCs; BLAS is loaded lazily at first use. */
@@ -28,7 +51,7 @@ void
 _PG_init(void)
 {
 	DefineCustomIntVariable("rnnlm.threads",
-							"Number of BLAS threads each backend uses for rnnlm.",
+							"Number of helper threads (BLAS, OpenMP) each backend uses for rnnlm.",
 							"Helper threads run only matrix arithmetic, with every signal blocked.",
 							&rnnlm_threads,
 							1, 1, 64,
@@ -54,6 +77,24 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("rnnlm.precision",
+							 "Precision of the matrix products of rnnlm's scoring and generation.",
+							 "fp32 (exact, the default), bf16 (bf16 inputs, fp32 sums; needs a "
+							 "processor with AVX512_BF16 or AMX-BF16) or auto (bf16 where it runs).",
+							 &rnnlm_precision,
+							 RL_PREC_FP32, precision_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("rnnlm.backend",
+							 "Library that runs rnnlm's matrix products.",
+							 "auto: OpenBLAS for fp32 and oneDNN for bf16; openblas, onednn, or "
+							 "reference (portable loops, slow, for checking).",
+							 &rnnlm_backend,
+							 0, backend_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rnnlm");
 	rnnlm_jit_init();
 }

@@ -22,6 +22,9 @@
 
 /* GUCs (rnnlm.c) */
 extern int	rnnlm_threads;
+extern int	rnnlm_precision;	/* rl_precision of scoring and generation */
+extern int	rnnlm_backend;		/* index into rnnlm_backend_names */
+extern const char *const rnnlm_backend_names[];
 extern int	rnnlm_max_memory_mb;
 extern int	rnnlm_job_retention_min;
 
@@ -33,7 +36,8 @@ extern void rnnlm_jit_init(void);
 /* glue.c: the core's environment inside a backend */
 extern void rnnlm_env_init(rl_env *env, MemoryContext cxt, bool progress);
 extern void rnnlm_raise(rl_env *env, const char *what) pg_attribute_noreturn();
-extern void rnnlm_prepare_blas(void);
+extern void rnnlm_prepare_compute(void);
+extern rl_precision rnnlm_resolve_precision(rl_precision want, const char *what);
 extern char *rnnlm_check_name(Datum d, bool isnull);
 extern char *rnnlm_text_to_utf8(text *t, size_t *len);
 extern text *rnnlm_utf8_to_text(const char *s, size_t len);
@@ -70,6 +74,7 @@ typedef struct RnnlmOptions
 	int32		lr_patience;
 	char	   *init_from;		/* model name, or NULL */
 	double		checkpoint_minutes;
+	int32		precision;		/* rl_precision; resolved when training starts */
 	bool		replace;
 	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;
@@ -151,10 +156,12 @@ typedef struct RnnlmLoaded
 {
 	rl_model   *model;
 	rl_state   *state;
+	MemoryContext cxt;			/* where model and state live */
 	void	   *sample_work;
 	int64		version;
 } RnnlmLoaded;
 
 extern RnnlmLoaded *rnnlm_get_model(FunctionCallInfo fcinfo, const char *name);
+extern rl_precision rnnlm_use_precision(RnnlmLoaded *lm);
 
 #endif							/* RNNLM_PG_H */

@@ -49,7 +49,7 @@ rnnlm_perplexity(PG_FUNCTION_ARGS)
 	int32_t    *ids;
 	double		nll;
 
-	rnnlm_prepare_blas();
+	rnnlm_use_precision(lm);
 	rnnlm_env_init(&env, CurrentMemoryContext, false);
 	ids = tokenize(&env, lm->model, u, len, &n);
 	if (rl_score(&env, lm->state, ids, n, &nll, NULL, NULL) != RL_OK)
@@ -86,7 +86,7 @@ rnnlm_perplexity_array(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(FLOAT8OID));
 	lm = rnnlm_get_model(fcinfo, name);
-	rnnlm_prepare_blas();
+	rnnlm_prepare_compute();
 	rnnlm_env_init(&env, CurrentMemoryContext, false);
 
 	docs = palloc(sizeof(int32_t *) * n);
@@ -104,7 +104,8 @@ rnnlm_perplexity_array(PG_FUNCTION_ARGS)
 		docs[k] = tokenize(&env, lm->model, u, len, &lens[k]);
 		k++;
 	}
-	if (rl_score_many(&env, lm->model, (const int32_t *const *) docs, lens, k, nll, NULL) != RL_OK)
+	if (rl_score_many(&env, lm->model, (const int32_t *const *) docs, lens, k,
+					  rnnlm_resolve_precision(rnnlm_precision, "scoring"), nll, NULL) != RL_OK)
 		rnnlm_raise(&env, "scoring");
 
 	out = palloc(sizeof(Datum) * n);
@@ -167,7 +168,7 @@ rnnlm_token_logprobs(PG_FUNCTION_ARGS)
 	size_t		i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	rnnlm_prepare_blas();
+	rnnlm_use_precision(lm);
 	rnnlm_env_init(&env, CurrentMemoryContext, false);
 	memset(&sc, 0, sizeof(sc));
 	sc.v = m->vocab;
@@ -209,6 +210,7 @@ typedef struct EvalCtx
 {
 	rl_env	   *env;
 	RnnlmLoaded *lm;
+	rl_precision precision;		/* of the products */
 	MemoryContext batch_cxt;	/* token ids of the pending documents */
 	int32_t    *docs[EVAL_BATCH];	/* scored together, longest first, so */
 	size_t		lens[EVAL_BATCH];	/* more of them means less padding */
@@ -232,7 +234,7 @@ eval_flush(EvalCtx *c)
 	nll = palloc(sizeof(double) * c->pending);
 	ok = palloc(sizeof(size_t) * c->pending);
 	if (rl_score_many(c->env, c->lm->model, (const int32_t *const *) c->docs, c->lens,
-					  c->pending, nll, ok) != RL_OK)
+					  c->pending, c->precision, nll, ok) != RL_OK)
 		rnnlm_raise(c->env, "scoring");
 	for (i = 0; i < c->pending; i++)
 	{
@@ -282,7 +284,7 @@ rnnlm_evaluate(PG_FUNCTION_ARGS)
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	memset(&c, 0, sizeof(c));
 	c.lm = rnnlm_get_model(fcinfo, name);
-	rnnlm_prepare_blas();
+	c.precision = rnnlm_resolve_precision(rnnlm_precision, "scoring");
 	c.env = &env;
 
 	c.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm evaluate",

@@ -37,6 +37,7 @@ rnnlm_training_init(RnnlmTraining *t, const char *name, const RnnlmOptions *opts
 	memset(t, 0, sizeof(*t));
 	t->name = name;
 	t->opts = *opts;
+	t->opts.precision = rnnlm_resolve_precision(opts->precision, "training");
 	t->cxt = AllocSetContextCreate(parent, "rnnlm training", ALLOCSET_DEFAULT_SIZES);
 	rnnlm_env_init(&t->env, t->cxt, notices);
 }
@@ -434,7 +435,7 @@ rnnlm_train(PG_FUNCTION_ARGS)
 
 	PreventCommandIfReadOnly("rnnlm_train()");
 	rnnlm_parse_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
-	rnnlm_prepare_blas();
+	rnnlm_prepare_compute();
 
 	SPI_connect();
 	rnnlm_training_init(&t, name, &opts, CurrentMemoryContext, true);

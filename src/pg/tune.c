@@ -244,7 +244,7 @@ rnnlm_tune(PG_FUNCTION_ARGS)
 	results = palloc0(ntrials * sizeof(rl_train_result));
 	for (i = 0; i < ntrials; i++)
 		parse_trial(trial_options(options, axes, naxes, i), &opts[i]);
-	rnnlm_prepare_blas();
+	rnnlm_prepare_compute();
 	InitMaterializedSRF(fcinfo, 0);
 
 	SPI_connect();

@@ -60,6 +60,7 @@ extern void test_format(void);
 extern void test_training(void);
 extern void test_kernels(void);
 extern void test_run(void);
+extern void test_compute(void);
 
 #define TEST_GRADIENTS_POINTS	60
 #define TEST_INFER_POINTS		18
@@ -67,7 +68,14 @@ extern void test_run(void);
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		68
 #define TEST_TRAINING_POINTS	25
-#define TEST_KERNELS_POINTS		10
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TEST_KERNEL_SETS		4
+#else
+#define TEST_KERNEL_SETS		1
+#endif
+#define TEST_KERNEL_SET_POINTS	6
+#define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
 #define TEST_RUN_POINTS			72
+#define TEST_COMPUTE_POINTS		19
 
 #endif							/* RNNLM_TEST_TAP_H */

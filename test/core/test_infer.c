@@ -244,7 +244,8 @@ check_score_many(rl_env *env, rl_model *m, const char *name)
 		for (j = 0; j < lens[i]; j++)
 			docs[i][j] = (int32_t) ((i + j * 5) % m->cfg.vocab_size);
 	}
-	if (rl_score_many(env, m, (const int32_t *const *) docs, lens, NDOCS, nll, correct) != RL_OK)
+	if (rl_score_many(env, m, (const int32_t *const *) docs, lens, NDOCS, RL_PREC_FP32,
+					  nll, correct) != RL_OK)
 		tap_bail("rl_score_many: %s", env->errmsg);
 	for (i = 0; i < NDOCS; i++)
 	{

@@ -1,8 +1,9 @@
 /*
  * test_kernels.c
- *		The vector kernels against float64 references, in both the portable
- *		and the AVX2+FMA versions (the latter only where the processor has
- *		it), over every length up to a few vectors and extreme arguments.
+ *		The vector kernels against float64 references, in every set compiled
+ *		in (portable, AVX2+FMA, AVX-512, AVX-512 with AVX512_BF16; each only
+ *		where the processor has it, skipped with a message otherwise), over
+ *		every length up to a few vectors and extreme arguments.
  */
 #include "tap.h"
 
@@ -27,6 +28,98 @@ fill(float *x, int n, double a, rl_rng *rng)
 		x[2] = (float) -a * 5;
 		x[3] = 0.625f;
 	}
+}
+
+/*
+ * bf16 of x by its definition, independent of the kernels' integer trick:
+ * the nearer of the two bf16 neighbours, the even one on a tie; denormals
+ * to signed zero; NaN quiet with its upper bits kept.
+ */
+static uint16_t
+bf16_by_definition(float x)
+{
+	uint32_t	u;
+	uint16_t	lo;
+	double		dlo,
+				dhi;
+
+	memcpy(&u, &x, 4);
+	if (isnan(x))
+		return (uint16_t) ((u >> 16) | 0x40);
+	if (fabsf(x) < 1.17549435e-38f)
+		return (uint16_t) ((u >> 16) & 0x8000);
+	lo = (uint16_t) (u >> 16);
+	dlo = fabs((double) x - (double) rl_bf16_to_float(lo));
+	dhi = fabs((double) rl_bf16_to_float((uint16_t) (lo + 1)) - (double) x);
+	if ((lo & 0x7fff) == 0x7f7f)	/* above the largest finite bf16: 2^128 */
+		dhi = fabs(ldexp(1.0, 128) - fabs((double) x));
+	if (dhi < dlo || (dhi == dlo && (lo & 1)))
+		return (uint16_t) (lo + 1);
+	return lo;
+}
+
+/* The bf16 kernels of the set in use: the conversion's bits, the one-row product. */
+static void
+check_bf16(const char *mode, rl_rng *rng)
+{
+	static const float special[] = {0.0f, -0.0f, 1e-39f, -1e-39f, 1.0f, -1.0f,
+		1.00390625f, 1.01171875f, 3.3961776e38f, 3.4028235e38f, -3.4028235e38f,
+	1.17549435e-38f, 65504.0f, 1e-30f};
+	float		x[4 * MAXN],
+				a[13 * MAXN],
+				v[MAXN],
+				out[13],
+				inf = INFINITY,
+				nan;
+	uint16_t	h[4 * MAXN],
+				a16[13 * MAXN];
+	int			wrong = 0,
+				n,
+				i,
+				j,
+				rows;
+	double		mv = 0;
+	uint32_t	nanbits = 0x7fa00001u;
+
+	memcpy(&nan, &nanbits, 4);
+	for (n = 1; n <= 4 * MAXN; n++)
+	{
+		fill(x, n, 1e4, rng);
+		for (i = 0; i < n && i < (int) (sizeof(special) / sizeof(special[0])); i++)
+			x[(i * 7) % n] = special[i];
+		if (n > 20)
+		{
+			x[17] = inf;
+			x[18] = -inf;
+			x[19] = nan;
+		}
+		rl_k_to_bf16(x, h, n);
+		for (i = 0; i < n; i++)
+			wrong += h[i] != bf16_by_definition(x[i]);
+	}
+	tap_ok(wrong == 0, "%s converts fp32 to bf16 by its definition: nearest, ties to even, denormals to zero, NaN quiet (%d wrong)",
+		   mode, wrong);
+
+	for (n = 1; n <= MAXN; n++)
+		for (rows = 1; rows <= 13; rows += 4)
+		{
+			fill(a, rows * n, 1.0, rng);
+			fill(v, n, 1.0, rng);
+			rl_k_to_bf16(a, a16, (size_t) rows * n);
+			for (i = 0; i < rows; i++)
+				out[i] = 0.5f;
+			rl_k_matvec_bf16(a16, rows, n, v, out, 1);
+			for (i = 0; i < rows; i++)
+			{
+				double		s = 0.5;
+
+				for (j = 0; j < n; j++)
+					s += (double) rl_bf16_to_float(a16[i * n + j]) *
+						rl_bf16_to_float(bf16_by_definition(v[j]));
+				mv = fmax(mv, fabs(out[i] - s) / fmax(1.0, fabs(s)));
+			}
+		}
+	tap_ok(mv < 1e-5, "%s bf16 one-row products match float64 on the bf16-rounded inputs (%.2e)", mode, mv);
 }
 
 /* Worst errors of one kernel mode; returns the count of bad cases. */
@@ -140,6 +233,7 @@ check_mode(const char *mode)
 		tap_ok(sq_err < 1e-12 && ad < 1e-6,
 			   "%s sum of squares and a scaled Adam step match float64 (%.2e, %.2e)", mode, sq_err, ad);
 	}
+	check_bf16(mode, &rng);
 	return bad;
 }
 
@@ -183,8 +277,9 @@ test_kernels(void)
 				k;
 
 	tap_diag("vector kernels in use: %s", rl_kernels_name());
-	if (rl_kernels_count() != 2)
-		tap_bail("TEST_KERNELS_POINTS counts 2 sets of kernels, not %d", rl_kernels_count());
+	if (rl_kernels_count() != TEST_KERNEL_SETS)
+		tap_bail("TEST_KERNELS_POINTS counts %d sets of kernels, not %d", TEST_KERNEL_SETS,
+				 rl_kernels_count());
 	for (i = 0; i < rl_kernels_count(); i++)
 	{
 		const char *name = rl_kernels_set_name(i, &usable);
@@ -192,8 +287,8 @@ test_kernels(void)
 		if (usable && rl_kernels_use(i) == 0)
 			check_mode(name);
 		else
-			for (k = 0; k < 4; k++)
-				tap_ok(1, "# SKIP this processor cannot run the %s kernels", name);
+			for (k = 0; k < TEST_KERNEL_SET_POINTS; k++)
+				tap_ok(1, "# SKIP this processor cannot run the %s kernels (compiled, never selected here)", name);
 	}
 	/* every set this processor runs scores as the portable set does */
 	{

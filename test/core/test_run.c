@@ -1445,7 +1445,8 @@ check_memory(rl_env *env, const corpus *c)
 
 	/* rl_run_memory counts the kept weights */
 	tap_ok(rl_run_memory(&m->cfg, &o) ==
-		   rl_train_memory(&m->cfg, o.batch_size, o.seq_len, o.dropout) + P * sizeof(float),
+		   rl_train_memory(&m->cfg, o.batch_size, o.seq_len, o.dropout, RL_PREC_FP32) +
+		   P * sizeof(float),
 		   "rl_run_memory is rl_train_memory plus the kept weights with keep_best");
 
 	/* a whole save, restore, continue, finish and free */
