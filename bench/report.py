@@ -102,6 +102,27 @@ def best_of(raw, prefix):
     return max(vals) if vals else None
 
 
+def best_torch(raw, key):
+    """PyTorch's best run of key: the plain key, or key.tN for each thread count."""
+    runs = [v for k, v in raw.items()
+            if (k == key or (k.startswith(key + ".t") and k[len(key) + 2:].isdigit()))
+            and isinstance(v, dict) and v.get("tokens_per_second")]
+    return max(runs, key=lambda v: v["tokens_per_second"]) if runs else None
+
+
+def threads_note(t):
+    return " (set_num_threads %s)" % t["torch_threads"] if isinstance(t, dict) and "torch_threads" in t else ""
+
+
+def target_line(w, name, value, goal, fmt="%.2f", unit="x"):
+    """One row of the targets table: met, or the gap."""
+    if value is None:
+        w("| %s | %s%s | not measured | |" % (name, fmt % goal, unit))
+        return
+    w("| %s | %s%s | %s%s | %s |" % (name, fmt % goal, unit, fmt % value, unit,
+                                   "met" if value >= goal else "**not met** (gap %s%s)" % (fmt % (goal - value), unit)))
+
+
 def main():
     raw = load(sys.argv[1])
     T = int(raw.get("env.threads", 2))
@@ -128,8 +149,21 @@ def main():
     w("- sgemm peak (OpenBLAS cblas_sgemm, %s x %s float32, best of several runs at the start and at the end): **%s GFLOP/s at %d threads**, %s GFLOP/s at 1 thread (%s x)"
       % (raw.get("sgemm.N"), raw.get("sgemm.N"), auto(peak), T, auto(peak1),
          ratio(peak, peak1)))
+    rt = raw.get("env.runtime") if isinstance(raw.get("env.runtime"), dict) else {}
+    prod = rt.get("products") or {}
+    blas = rt.get("blas") or {}
+    bf16p = prod.get("bf16")
+    w("- rnnlm computes with: fp32 products on %s (%s; core chosen by %s%s); vector kernels %s; bf16 products: %s; CPU features seen: %s"
+      % ((prod.get("fp32") or {}).get("backend"), (prod.get("fp32") or {}).get("kernel"),
+         blas.get("chosen_by"), ", instead of %s" % blas["instead_of"] if blas.get("instead_of") else "",
+         (rt.get("kernels") or {}).get("vector"),
+         "%s (%s)" % (bf16p.get("backend"), bf16p.get("kernel")) if isinstance(bf16p, dict) else "none",
+         " ".join((rt.get("cpu") or {}).get("features") or [])))
+    tc = raw.get("torch.config") if isinstance(raw.get("torch.config"), dict) else {}
+    w("- PyTorch computes with: BLAS %s, oneDNN (mkldnn) %s; it is run with torch.set_num_threads 1 and %d, the better kept"
+      % (tc.get("blas"), "available" if tc.get("mkldnn") else "absent", T))
     w("- PostgreSQL: %s" % raw.get("env.postgres"))
-    w("- PyTorch %s (NumPy %s, Python %s): torch.set_num_threads(1), OPENBLAS_NUM_THREADS=%d for training and batched scoring, 1 for per-row scoring"
+    w("- PyTorch %s (NumPy %s, Python %s): OPENBLAS_NUM_THREADS=%d for training and batched scoring, 1 for per-row scoring"
       % (raw.get("env.torch"), raw.get("env.numpy"), raw.get("env.python"), T))
     w("- rnnlm: rnnlm.threads = %d for training and batched scoring, 1 for per-row scoring and the parallel query" % T)
     idle = [fnum(raw.get("env.cpu_idle_pct_at_" + k)) for k in ("start", "end")]
@@ -155,7 +189,7 @@ def main():
     w("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
     checks = []
     for cfg, label in CONFIGS:
-        r, t = raw.get(cfg + ".rnnlm.train"), raw.get(cfg + ".torch.train")
+        r, t = raw.get(cfg + ".rnnlm.train"), best_torch(raw, cfg + ".torch.train")
         if not isinstance(r, dict) or not isinstance(t, dict):
             w("| %s | missing | | | | | | | | |" % label)
             continue
@@ -164,9 +198,9 @@ def main():
         rg = r["tokens_per_second"] * flops / 1e9
         tg = t["tokens_per_second"] * flops / 1e9
         pct = lambda g: "%s (%s%%)" % (auto(g), auto(100 * g / peak)) if peak else auto(g)
-        w("| %s | %s | %s | %s | %s | **%s** | %s | %s | %.3f | %.3f |"
+        w("| %s | %s | %s | %s | %s%s | **%s** | %s | %s | %.3f | %.3f |"
           % (label, num(V), num(r["train_tokens"]), num(r["tokens_per_second"]),
-             num(t["tokens_per_second"]), ratio(r["tokens_per_second"], t["tokens_per_second"]),
+             num(t["tokens_per_second"]), threads_note(t), ratio(r["tokens_per_second"], t["tokens_per_second"]),
              pct(rg), pct(tg), r["val_loss"] if r["val_loss"] is not None else float("nan"),
              t["val_loss"]))
         for k in ("vocab_size", "train_tokens", "val_tokens", "validation_documents"):
@@ -181,7 +215,7 @@ def main():
     w("| --- | --: | --: | --: |")
     has_array = raw.get("env.has_batch_perplexity") in ("t", True, "true")
     for cfg, label in CONFIGS:
-        ev, tb = raw.get(cfg + ".rnnlm.evaluate"), raw.get(cfg + ".torch.score_batch")
+        ev, tb = raw.get(cfg + ".rnnlm.evaluate"), best_torch(raw, cfg + ".torch.score_batch")
         if not isinstance(ev, dict) or not isinstance(tb, dict):
             continue
         tokens = get(raw, cfg + ".rnnlm.evaluate", "result.tokens")
@@ -219,6 +253,89 @@ def main():
              num(r_rps), num(tr["a_rows_per_second"]), ratio(r_rps, tr["a_rows_per_second"])))
     w("")
 
+    # ---- bf16
+    w("### bf16 (bf16 inputs, fp32 sums, fp32 master weights)")
+    w("")
+    bf16_train = {}
+    if raw.get("bf16.skipped"):
+        w("Skipped: %s. The bf16 paths are tested on every machine on the reference backend (`rnnlm.backend = 'reference'`), which is not measured." % raw["bf16.skipped"])
+    else:
+        w("| model | rnnlm bf16 tokens/s | rnnlm fp32 tokens/s | bf16 / fp32 | PyTorch bf16 tokens/s | rnnlm bf16 / PyTorch bf16 | val loss bf16 - fp32 | batched scoring bf16 tokens/s (rnnlm / PyTorch bf16) | agreement with fp32: mean abs diff of token log-probs |")
+        w("| --- | --: | --: | --: | --: | --: | --: | --: | --: |")
+        for cfg, label in CONFIGS:
+            r16, r32 = raw.get(cfg + "_bf16.rnnlm.train"), raw.get(cfg + ".rnnlm.train")
+            t16 = best_torch(raw, cfg + "_bf16.torch.train")
+            ev = raw.get(cfg + "_bf16.rnnlm.evaluate")
+            tb = best_torch(raw, cfg + "_bf16.torch.score_batch")
+            ag = raw.get(cfg + ".agreement.bf16")
+            if not isinstance(r16, dict) or not isinstance(r32, dict):
+                w("| %s | missing | | | | | | | |" % label)
+                continue
+            bf16_train[cfg] = (r16, r32, t16)
+            tokens = get(raw, cfg + "_bf16.rnnlm.evaluate", "result.tokens")
+            e_tps = tokens / ev["seconds"] if isinstance(ev, dict) and tokens else None
+            w("| %s | %s | %s | **%s** | %s%s | **%s** | %+.4f | %s (%s) | %s |"
+              % (label, num(r16["tokens_per_second"]), num(r32["tokens_per_second"]),
+                 ratio(r16["tokens_per_second"], r32["tokens_per_second"]),
+                 num(t16["tokens_per_second"]) if t16 else "n/a", threads_note(t16),
+                 ratio(r16["tokens_per_second"], t16["tokens_per_second"]) if t16 else "n/a",
+                 (r16["val_loss"] or 0) - (r32["val_loss"] or 0),
+                 num(e_tps), ratio(e_tps, tb["tokens_per_second"]) if tb and e_tps else "n/a",
+                 "%.2e (%s tokens)" % (ag["mean_abs_diff"], num(ag["tokens"])) if isinstance(ag, dict) else "n/a"))
+        for cfg, label in ROW_CONFIGS[:2]:
+            s16, s32 = raw.get(cfg + "_bf16.rnnlm.score_rows"), raw.get(cfg + ".rnnlm.score_rows")
+            tr = raw.get(cfg + ".torch.score_rows")
+            if isinstance(s16, dict) and isinstance(s32, dict):
+                r16 = s16["rows"] / s16["seconds"]
+                w("")
+                w("- %s per-row scoring in bf16: %s rows/s (fp32 %s; bf16 / fp32 %s; / PyTorch batch 1 fp32 %s)"
+                  % (label, auto(r16), auto(s32["rows"] / s32["seconds"]), ratio(r16, s32["rows"] / s32["seconds"]),
+                     ratio(r16, tr["rows_per_second"]) if isinstance(tr, dict) else "n/a"))
+    w("")
+
+    # ---- targets
+    w("### Targets")
+    w("")
+    w("| target | goal | measured (worst of the models) | |")
+    w("| --- | --: | --: | --- |")
+    tr_ratios, pk = [], []
+    for cfg, _ in CONFIGS:
+        r, t = raw.get(cfg + ".rnnlm.train"), best_torch(raw, cfg + ".torch.train")
+        if isinstance(r, dict) and t:
+            tr_ratios.append(r["tokens_per_second"] / t["tokens_per_second"])
+            if peak:
+                pk.append(100 * r["tokens_per_second"] * 3 * fwd_flops(cfg, r["vocab_size"]) / 1e9 / peak)
+    target_line(w, "fp32 training, rnnlm / PyTorch (W and C)", min(tr_ratios) if tr_ratios else None, 1.7)
+    target_line(w, "fp32 training, % of the sgemm peak", min(pk) if pk else None, 70, "%.0f", "%")
+    bs = []
+    for cfg, _ in CONFIGS:
+        ev, tb = raw.get(cfg + ".rnnlm.evaluate"), best_torch(raw, cfg + ".torch.score_batch")
+        tokens = get(raw, cfg + ".rnnlm.evaluate", "result.tokens")
+        if isinstance(ev, dict) and tb and tokens:
+            bs.append(tokens / ev["seconds"] / tb["tokens_per_second"])
+    target_line(w, "batched scoring (fp32), rnnlm_evaluate / PyTorch", min(bs) if bs else None, 2.0)
+    pr = []
+    for cfg, _ in ROW_CONFIGS[:2]:
+        sr, trr = raw.get(cfg + ".rnnlm.score_rows"), raw.get(cfg + ".torch.score_rows")
+        if isinstance(sr, dict) and isinstance(trr, dict):
+            pr.append(sr["rows"] / sr["seconds"] / trr["rows_per_second"])
+    target_line(w, "per-row scoring (model C, fp32, 1 thread), rnnlm / PyTorch batch 1", min(pr) if pr else None, 5.0)
+    if bf16_train:
+        target_line(w, "bf16 training, rnnlm bf16 / rnnlm fp32",
+                    min(a["tokens_per_second"] / b["tokens_per_second"] for a, b, _ in bf16_train.values()), 2.5)
+        target_line(w, "bf16 training, rnnlm bf16 / PyTorch bf16",
+                    min(a["tokens_per_second"] / t["tokens_per_second"] for a, _, t in bf16_train.values() if t) if any(t for _, _, t in bf16_train.values()) else None, 1.7)
+        worst = max(abs((a["val_loss"] or 0) - (b["val_loss"] or 0)) for a, b, _ in bf16_train.values())
+        w("| bf16 training, validation loss within 0.02 nats of fp32 | 0.02 | %.4f | %s |" % (worst, "met" if worst <= 0.02 else "**not met**"))
+    else:
+        w("| bf16 targets | | not measured: %s | |" % (raw.get("bf16.skipped") or "no bf16 results"))
+    if blas.get("chosen_by") == "rnnlm":
+        w("| nothing set by hand: OpenBLAS would have picked %s; rnnlm set the core from the flags (%s) | | | |" % (blas.get("instead_of"), blas.get("core")))
+    else:
+        w("| nothing set by hand: OpenBLAS picked its own core (%s), not older than the processor (legacy_core %s); no OPENBLAS_CORETYPE comparison is needed on this machine | | | |"
+          % (blas.get("core"), str(blas.get("legacy_core")).lower()))
+    w("")
+
     # ---- memory
     w("### Peak resident memory (VmHWM, MB)")
     w("")
@@ -226,7 +343,8 @@ def main():
     w("| --- | --: | --: | --: |")
     fresh = get(raw, "mem.fresh_backend", "vmhwm_kb")
     for cfg, label in CONFIGS:
-        rm, t = get(raw, cfg + ".rnnlm.train_mem", "vmhwm_kb"), get(raw, cfg + ".torch.train", "vmhwm_kb")
+        bt = best_torch(raw, cfg + ".torch.train")
+        rm, t = get(raw, cfg + ".rnnlm.train_mem", "vmhwm_kb"), bt.get("vmhwm_kb") if bt else None
         if rm is None:
             continue
         w("| training %s | %s | %s | %s |" % (label, num(mb(rm)), num(mb(t)), ratio(rm, t)))
@@ -235,7 +353,7 @@ def main():
         if rm is None:
             continue
         w("| per-row scoring %s | %s | %s | %s |" % (label, num(mb(rm)), num(mb(t)), ratio(rm, t)))
-    t0 = [get(raw, c + ".torch.train", "rss_start_kb") for c, _ in CONFIGS]
+    t0 = [(best_torch(raw, c + ".torch.train") or {}).get("rss_start_kb") for c, _ in CONFIGS]
     t0 = [x for x in t0 if x]
     w("| baseline: a fresh backend / the Python process after importing torch | %s | %s | |"
       % (num(mb(fresh)), num(mb(min(t0))) if t0 else "n/a"))

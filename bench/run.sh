@@ -23,7 +23,18 @@
 #      on a one-character input, with model C and with a tiny model;
 #   5. the backend's peak resident memory while training and scoring, and
 #      whether it stays flat over 100,000 and 1,000,000 scored rows;
-#   6. a parallel query: rnnlm_perplexity over a table with 0 and 2 workers.
+#   6. a parallel query: rnnlm_perplexity over a table with 0 and 2 workers;
+#   7. where the processor has bf16 instructions (AVX512_BF16 or AMX-BF16)
+#      and rnnlm runs bf16 products there: training, batched and per-row
+#      scoring in bf16 (rnnlm precision 'bf16', PyTorch under
+#      torch.autocast("cpu", torch.bfloat16)), and bf16 scoring's agreement
+#      with fp32 (mean absolute difference of the per-token log-probabilities
+#      of the validation documents); elsewhere the report says it skipped.
+# PyTorch trains and scores batches with torch.set_num_threads(1) and with N
+# (OPENBLAS_NUM_THREADS = N both times); the report keeps its better run.
+# The report also states what each side computes with (rnnlm_runtime(): the
+# backend and kernels of the products, the vector kernels; PyTorch's BLAS
+# and oneDNN).
 # The data is tinyshakespeare.txt from RNNLM_DATA_DIR (default ../shared/data
 # beside the repository).
 #
@@ -34,10 +45,11 @@
 # not representative).
 #
 # Options (or environment variables):
-#   --threads N    RNNLM_BENCH_THREADS   BLAS threads for training and batched
+#   --threads N    RNNLM_BENCH_THREADS   threads for training and batched
 #                                        scoring: rnnlm.threads for rnnlm,
 #                                        OPENBLAS_NUM_THREADS for PyTorch
-#                                        (with torch.set_num_threads(1)); default 2
+#                                        (with torch.set_num_threads 1 and N,
+#                                        the better kept); default 2
 #   --quick        RNNLM_BENCH_QUICK=1   tiny subsets
 #   --output FILE  RNNLM_BENCH_OUTPUT    where the report is written
 # Sizes (lines of the corpus; defaults depend on --quick):
@@ -205,12 +217,19 @@ SELECT 'mem.fresh_backend', bench_mem();
 SQL
 }
 
-# 2 and 5. Training (a fresh session each, for its memory high-water mark).
+# 2 and 5. Training (a fresh session each, for its memory high-water mark);
+# with PRECISION bf16, the model is CFG_bf16.
 train_rnnlm() {
-  local cfg=$1 table
+  local cfg=$1 precision=${2:-fp32} table name opts
   table=$(docs_of "$cfg")
-  say "$cfg: rnnlm_train, rnnlm.threads = $THREADS"
-  q_rec -v cfg="$cfg" -v threads="$THREADS" -v opts="$(train_options "$cfg")" \
+  name=$cfg
+  opts=$(train_options "$cfg")
+  if [[ $precision != fp32 ]]; then
+    name=${cfg}_$precision
+    opts="${opts%\}},\"precision\":\"$precision\"}"
+  fi
+  say "$name: rnnlm_train, rnnlm.threads = $THREADS, precision $precision"
+  q_rec -v cfg="$name" -v threads="$THREADS" -v opts="$opts" \
     -v query="SELECT line FROM $table ORDER BY id" <<'SQL'
 SET rnnlm.threads = :threads;
 SELECT :'cfg' || '.rnnlm.train', rnnlm_train(:'cfg', :'query', :'opts'::jsonb);
@@ -218,42 +237,97 @@ SELECT :'cfg' || '.rnnlm.train_mem', bench_mem();
 SQL
 }
 
+# The intra-op thread counts PyTorch runs with: 1, and THREADS.
+torch_thread_counts() { if (( THREADS > 1 )); then echo 1 "$THREADS"; else echo 1; fi; }
+
+# PyTorch training at each thread count (keys CFG.torch.train.tN), and with
+# bf16 under autocast (CFG_bf16.torch.train.tN).
 train_torch() {
-  local cfg=$1
-  say "$cfg: PyTorch training, OPENBLAS_NUM_THREADS = $THREADS"
-  # shellcheck disable=SC2046  # the options are words
-  torch_run "$THREADS" train --config "$cfg" --docs "$D/$(docs_of "$cfg").txt" \
-    --save "$D/$cfg.pt" $(torch_options "$cfg") >>"$RAW"
+  local cfg=$1 precision=${2:-fp32} tt name=$1
+  local -a extra=()
+  [[ $precision == bf16 ]] && { extra=(--bf16); name=${cfg}_bf16; }
+  for tt in $(torch_thread_counts); do
+    say "$name: PyTorch training, torch.set_num_threads($tt), OPENBLAS_NUM_THREADS = $THREADS"
+    # shellcheck disable=SC2046  # the options are words
+    torch_run "$THREADS" train --config "$name" --docs "$D/$(docs_of "$cfg").txt" \
+      --save "$D/$name.pt" $(torch_options "$cfg") --torch-threads "$tt" --tag ".t$tt" \
+      "${extra[@]}" >>"$RAW"
+  done
 }
 
-# 3. Batched scoring of the validation documents.
+# 3. Batched scoring of the validation documents (keys CFG.*, or CFG_bf16.*
+# in bf16: the fp32-trained model scored with rnnlm.precision = bf16).
 score_batch() {
-  local cfg=$1 table nval
+  local cfg=$1 precision=${2:-fp32} table nval key=$1 tt
+  local -a extra=()
   table=$(docs_of "$cfg")
   [[ $cfg == w_* ]] && nval=$W_VAL || nval=$C_VAL
-  say "$cfg: batched scoring of the $nval validation documents"
-  q_rec -v cfg="$cfg" -v threads="$THREADS" -v nval="$nval" \
+  [[ $precision == bf16 ]] && { extra=(--bf16); key=${cfg}_bf16; }
+  say "$key: batched scoring of the $nval validation documents, precision $precision"
+  q_rec -v cfg="$cfg" -v key="$key" -v precision="$precision" -v threads="$THREADS" -v nval="$nval" \
     -v query="SELECT line FROM $table WHERE id > (SELECT max(id) FROM $table) - $nval ORDER BY id" \
     -v has_batch="$(q -c "SELECT to_regprocedure('rnnlm_perplexity(text,text[])') IS NOT NULL")" <<'SQL'
 SET rnnlm.threads = :threads;
+SET rnnlm.precision = :'precision';
 SET max_parallel_workers_per_gather = 0;
 SELECT rnnlm_perplexity(:'cfg', 'a') \g /dev/null
-SELECT :'cfg' || '.rnnlm.evaluate', bench_timed(format('SELECT rnnlm_evaluate(%L, %L)', :'cfg', :'query'));
+SELECT :'key' || '.rnnlm.evaluate', bench_timed(format('SELECT rnnlm_evaluate(%L, %L)', :'cfg', :'query'));
 \if :has_batch
-SELECT :'cfg' || '.rnnlm.perplexity_array',
+SELECT :'key' || '.rnnlm.perplexity_array',
        bench_timed(format('SELECT avg(p) FROM unnest(rnnlm_perplexity(%L, ARRAY(%s))) AS p', :'cfg', :'query'));
 \endif
 SQL
-  torch_run "$THREADS" score-batch --config "$cfg" --model "$D/$cfg.pt" \
-    --docs "$D/$table.txt" --val-docs "$nval" >>"$RAW"
+  for tt in $(torch_thread_counts); do
+    torch_run "$THREADS" score-batch --config "$key" --model "$D/$cfg.pt" \
+      --docs "$D/$table.txt" --val-docs "$nval" --torch-threads "$tt" --tag ".t$tt" \
+      "${extra[@]}" >>"$RAW"
+  done
+}
+
+# 7. bf16 scoring's agreement with fp32: the mean absolute difference of the
+# per-token log-probabilities over the validation documents (at most 300).
+agreement() {
+  local cfg=$1 table nval
+  table=$(docs_of "$cfg")
+  [[ $cfg == w_* ]] && nval=$W_VAL || nval=$C_VAL
+  (( nval > 300 )) && nval=300
+  say "$cfg: agreement of bf16 with fp32 scoring over $nval validation documents"
+  q_rec -v cfg="$cfg" -v nval="$nval" -v table="$table" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE lp32 AS
+  SELECT d.id, t.position, t.logprob
+    FROM (SELECT id, line FROM :"table" ORDER BY id DESC LIMIT :nval) d,
+         rnnlm_token_logprobs(:'cfg', d.line) t;
+SET rnnlm.precision = 'bf16';
+CREATE TEMP TABLE lp16 AS
+  SELECT d.id, t.position, t.logprob
+    FROM (SELECT id, line FROM :"table" ORDER BY id DESC LIMIT :nval) d,
+         rnnlm_token_logprobs(:'cfg', d.line) t;
+SELECT :'cfg' || '.agreement.bf16',
+       jsonb_build_object('tokens', count(*), 'mean_abs_diff', avg(abs(a.logprob - b.logprob)),
+                          'max_abs_diff', max(abs(a.logprob - b.logprob)))
+  FROM lp32 a JOIN lp16 b USING (id, position);
+SQL
 }
 
 # 4 and 5. Per-row scoring at one thread, and the per-call overhead; PyTorch
 # scores the first TORCH_ROWS of the same rows and 'a' TORCH_A times (its
 # batch-1 forward pass is slow enough that the whole set would dominate the run).
 score_rows() {
-  local cfg=$1 torch_rows=$2 torch_a=$3
-  say "$cfg: per-row scoring of $ROWS rows at one thread (PyTorch: $torch_rows), and $A_ROWS one-character rows (PyTorch: $torch_a)"
+  local cfg=$1 torch_rows=$2 torch_a=$3 precision=${4:-fp32}
+  say "$cfg: per-row scoring of $ROWS rows at one thread (PyTorch: $torch_rows), and $A_ROWS one-character rows (PyTorch: $torch_a), precision $precision"
+  if [[ $precision == bf16 ]]; then
+    q_rec -v cfg="$cfg" <<'SQL'
+SET rnnlm.threads = 1;
+SET rnnlm.precision = 'bf16';
+SET max_parallel_workers_per_gather = 0;
+SELECT rnnlm_perplexity(:'cfg', 'a') \g /dev/null
+SELECT :'cfg' || '_bf16.rnnlm.score_rows',
+       bench_timed(format('SELECT avg(rnnlm_perplexity(%L, line)) FROM rows', :'cfg'))
+       || jsonb_build_object('rows', (SELECT count(*) FROM rows));
+SQL
+    return
+  fi
   q_rec -v cfg="$cfg" -v a_rows="$A_ROWS" <<'SQL'
 SET rnnlm.threads = 1;
 SET max_parallel_workers_per_gather = 0;
@@ -353,7 +427,12 @@ inner() {
   cluster_start "$W/cluster"
   part_data
 
-  local cfg
+  q_rec <<'SQL'
+SELECT 'env.runtime', rnnlm_runtime();
+SQL
+  "$PY" "$BENCH/torch_bench.py" env >>"$RAW"
+
+  local cfg bf16
   for cfg in w_lstm w_gru c_lstm c_gru; do
     train_rnnlm "$cfg"
     train_torch "$cfg"
@@ -368,6 +447,23 @@ inner() {
   score_rows tiny "$ROWS" "$A_ROWS"
   part_flat
   part_parallel
+
+  # 7. bf16, where the processor has it and rnnlm runs it
+  bf16=$(q -c "SELECT rnnlm_runtime()->'products'->'bf16' IS NOT NULL AND
+                      rnnlm_runtime()->'cpu'->'features' ?| ARRAY['avx512_bf16', 'amx_bf16']")
+  if [[ $bf16 == t ]]; then
+    for cfg in w_lstm w_gru c_lstm c_gru; do
+      train_rnnlm "$cfg" bf16
+      train_torch "$cfg" bf16
+      score_batch "$cfg" bf16
+      agreement "$cfg"
+    done
+    score_rows c_lstm 0 0 bf16
+    score_rows c_gru 0 0 bf16
+  else
+    say "bf16: skipped, this processor has no bf16 instructions (AVX512_BF16 or AMX-BF16)"
+    rec bf16.skipped "this processor has no bf16 instructions (AVX512_BF16 or AMX-BF16)"
+  fi
   cluster_stop "$W/cluster"
   part_sgemm end
   rec env.cpu_idle_pct_at_end "$(cpu_idle_pct 3)"

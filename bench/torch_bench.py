@@ -33,8 +33,15 @@ by descending frequency, ties in first-seen order, after <eod> (0) and <unk>
 (1), cut at max_vocab; the stream is <eod>, then each document followed by
 <eod>; the last 10% of the documents (rounded) are the validation set.
 
-Threads: torch.set_num_threads(1); the caller sets OPENBLAS_NUM_THREADS.
+Threads: torch.set_num_threads(--torch-threads, 1 unless given); the caller
+sets OPENBLAS_NUM_THREADS.  bench/run.sh trains and scores with 1 and with N
+intra-op threads and keeps the better, PyTorch's best setting.  --bf16 runs
+training and batched scoring under torch.autocast("cpu", torch.bfloat16)
+(oneDNN's bf16 kernels in Debian's build), with fp32 master weights.
+--tag is appended to the result's key.
 """
+
+import contextlib
 
 import argparse
 import json
@@ -226,8 +233,15 @@ def evaluate_stream(model, ids, B, S):
     return total / (per_stream * B), per_stream * B
 
 
+def precision_context(a):
+    """bf16 autocast for --bf16, else nothing."""
+    if a.bf16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def cmd_train(a):
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.torch_threads)
     rss_start = proc_status_kb("VmRSS")
     docs = read_docs(a.docs)
     nval = validation_docs(a.val_fraction, len(docs))
@@ -252,21 +266,24 @@ def cmd_train(a):
     t0 = time.perf_counter()
     for pos in range(0, per_stream, a.seq):
         x, y = inp[pos:pos + a.seq], tgt[pos:pos + a.seq]
-        logits, state = model(x, detach(state))
-        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        with precision_context(a):
+            logits, state = model(x, detach(state))
+            loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), a.clip)
         opt.step()
         total += loss.item() * x.numel()
     t1 = time.perf_counter()
-    val_loss, val_tokens = evaluate_stream(model, val_ids, a.batch, a.seq)
+    with precision_context(a):
+        val_loss, val_tokens = evaluate_stream(model, val_ids, a.batch, a.seq)
     t2 = time.perf_counter()
 
     torch.save({"cell": a.cell, "tokenizer": a.tokenizer, "itos": itos,
                 "dims": (V, a.emb, a.hidden, a.layers), "state": model.state_dict()},
                a.save)
-    emit(a.config + ".torch.train", {
+    emit(a.config + ".torch.train" + a.tag, {
+        "torch_threads": a.torch_threads, "bf16": a.bf16,
         "vocab_size": V,
         "parameters": sum(p.numel() for p in model.parameters()),
         "documents": len(docs), "validation_documents": nval,
@@ -291,7 +308,7 @@ def load_model(path):
 
 def cmd_score_batch(a):
     """Loss over the validation documents, in padded batches of documents."""
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.torch_threads)
     model, tokenizer, stoi = load_model(a.model)
     docs = read_docs(a.docs)
     docs = docs[len(docs) - a.val_docs:]
@@ -309,13 +326,16 @@ def cmd_score_batch(a):
                 inp[1:len(s) + 1, b] = torch.tensor(s, dtype=torch.long)
                 tgt[:len(s), b] = torch.tensor(s, dtype=torch.long)
                 tgt[len(s), b] = EOD
-            logits, _ = model(inp)
+            with precision_context(a):
+                logits, _ = model(inp)
+            logits = logits.float()
             flat, flat_tgt = logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)
             total += F.cross_entropy(flat, flat_tgt, ignore_index=-100, reduction="sum").item()
             correct += (flat.argmax(dim=1) == flat_tgt).sum().item()
             tokens += sum(len(s) + 1 for s in group)
     secs = time.perf_counter() - t0
-    emit(a.config + ".torch.score_batch", {
+    emit(a.config + ".torch.score_batch" + a.tag, {
+        "torch_threads": a.torch_threads, "bf16": a.bf16,
         "documents": len(docs), "tokens": tokens, "loss": total / tokens, "accuracy": correct / tokens,
         "seconds": secs, "tokens_per_second": tokens / secs, "batch": a.batch})
 
@@ -351,6 +371,19 @@ def cmd_score_rows(a):
         "vmhwm_kb": proc_status_kb("VmHWM")})
 
 
+def cmd_env(a):
+    """What PyTorch computes with: its BLAS, oneDNN, the CPU capability it uses."""
+    cfg = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=([^,]*)", cfg)
+    emit("torch.config", {
+        "blas": blas.group(1) if blas else "unknown",
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability()
+        if hasattr(torch.backends, "cpu") and hasattr(torch.backends.cpu, "get_cpu_capability") else "unknown",
+        "parallel": [l.strip() for l in torch.__config__.parallel_info().splitlines()[:6]],
+    })
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -381,6 +414,9 @@ def main():
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--tag", default="")
 
     p = sub.add_parser("score-batch")
     p.add_argument("--config", required=True)
@@ -388,6 +424,11 @@ def main():
     p.add_argument("--docs", required=True)
     p.add_argument("--val-docs", type=int, required=True)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--tag", default="")
+
+    p = sub.add_parser("env")
 
     p = sub.add_parser("score-rows")
     p.add_argument("--config", required=True)
@@ -398,7 +439,7 @@ def main():
 
     a = ap.parse_args()
     {"prepare": cmd_prepare, "train": cmd_train, "score-batch": cmd_score_batch,
-     "score-rows": cmd_score_rows}[a.cmd](a)
+     "score-rows": cmd_score_rows, "env": cmd_env}[a.cmd](a)
 
 
 if __name__ == "__main__":
