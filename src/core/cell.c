@@ -27,7 +27,11 @@ rl_cell_ops_for(rl_cell_kind cell)
 	return NULL;
 }
 
-/* Forward pass of layer l over T steps; 0 if cancelled. */
+/*
+ * Forward pass of layer l over T steps of B streams; 0 if cancelled (env
+ * NULL: never asks).  Training, batched and per-row scoring and generation
+ * all run their layers through this.
+ */
 int
 rl_layer_forward(rl_env *env, const rl_prod *p, const rl_model *m, int l,
 				 rl_layer_buf *lb, int T, int B)
@@ -41,16 +45,26 @@ rl_layer_forward(rl_env *env, const rl_prod *p, const rl_model *m, int l,
 	int			t,
 				r;
 
-	/* gates = b + X W_x^T: the bias first, so the product accumulates onto it */
+	/*
+	 * gates = b + X W_x^T: the bias first, so the product accumulates onto
+	 * it.  A matrix product packs W_x before it starts, which for a few
+	 * steps of one stream costs more than reading W_x once per step, so
+	 * those are one-row products.
+	 */
 	for (r = 0; r < T * B; r++)
 		memcpy(lb->gates + (size_t) r * GH, lp->b, GH * sizeof(float));
-	rl_mm(p, 0, 1, T * B, GH, I, 1.0f, lb->x, I, lp->wx, I, 1.0f, lb->gates, GH);
+	if (B == 1 && T < 8)
+		for (r = 0; r < T; r++)
+			rl_mm(p, 0, 1, 1, GH, I, 1.0f, lb->x + (size_t) r * I, I, lp->wx, I, 1.0f,
+				  lb->gates + (size_t) r * GH, GH);
+	else
+		rl_mm(p, 0, 1, T * B, GH, I, 1.0f, lb->x, I, lp->wx, I, 1.0f, lb->gates, GH);
 	for (t = 0; t < T; t++)
 	{
 		const float *hprev = t ? lb->h + (t - 1) * BH : lb->h0;
 		const float *cprev = lb->c ? (t ? lb->c + (t - 1) * BH : lb->c0) : NULL;
 
-		if (!rl_tick(env))
+		if (env && !rl_tick(env))
 			return 0;
 		ops->forward(p, lp->wh, H, B, hprev, cprev,
 					 lb->gates + (size_t) t * B * GH, lb->h + t * BH,

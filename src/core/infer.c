@@ -10,7 +10,7 @@
  * one layer's W_h at a time, which stays in cache, where a token-at-a-time
  * pass streams every weight of the model for every token.
  */
-#include "rnnlm_core.h"
+#include "forward.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -116,15 +116,32 @@ rl_state_reset(rl_state *s)
 	memset(s->c, 0, n * sizeof(float));
 }
 
+/* The layer buffers of one stream: input x, gates, output h (and C, r*h), state h0 (C0). */
+static rl_layer_buf
+stream_layer(const rl_state *s, int l, float *x, float *gates, float *h, float *c, float *rh)
+{
+	const rl_config *cfg = &s->m->cfg;
+	size_t		off = (size_t) l * cfg->hidden_size;
+	rl_layer_buf lb;
+
+	memset(&lb, 0, sizeof(lb));
+	lb.x = x;
+	lb.gates = gates;
+	lb.h = h;
+	lb.c = cfg->cell == RL_CELL_LSTM ? c : NULL;
+	lb.rh = cfg->cell == RL_CELL_GRU ? rh : NULL;
+	lb.h0 = s->h + off;
+	lb.c0 = cfg->cell == RL_CELL_LSTM ? s->c + off : NULL;
+	return lb;
+}
+
 /* Feeds one token and computes the logits of the next one. */
 void
 rl_state_feed(rl_state *s, int32_t token)
 {
 	const rl_model *m = s->m;
 	const rl_config *c = &m->cfg;
-	const rl_cell_ops *ops = rl_cell_ops_for(c->cell);
 	int			H = c->hidden_size;
-	int			GH = ops->ngates * H;
 	float	   *hnew = s->rh + H;
 	float	   *cnew = s->rh + 2 * H;
 	int			l;
@@ -135,46 +152,24 @@ rl_state_feed(rl_state *s, int32_t token)
 		   c->embedding_dim * sizeof(float));
 	for (l = 0; l < c->num_layers; l++)
 	{
-		const rl_layer_params *lp = &m->layers[l];
-		float	   *h = s->h + (size_t) l * H;
-		float	   *cs = s->c + (size_t) l * H;
+		rl_layer_buf lb = stream_layer(s, l, s->x, s->gates, hnew, cnew, s->rh);
 
-		memcpy(s->gates, lp->b, GH * sizeof(float));
-		rl_mm(&s->prod, 0, 1, 1, GH, lp->in_dim, 1.0f, s->x, lp->in_dim, lp->wx,
-			  lp->in_dim, 1.0f, s->gates, GH);
-		ops->forward(&s->prod, lp->wh, H, 1, h, cs, s->gates, hnew, cnew, s->rh);
-		memcpy(h, hnew, H * sizeof(float));
-		if (c->cell == RL_CELL_LSTM)
-			memcpy(cs, cnew, H * sizeof(float));
-		memcpy(s->x, h, H * sizeof(float));
+		(void) rl_layer_forward(NULL, &s->prod, m, l, &lb, 1, 1);
+		memcpy(lb.h0, hnew, H * sizeof(float));
+		if (lb.c0)
+			memcpy(lb.c0, cnew, H * sizeof(float));
+		memcpy(s->x, hnew, H * sizeof(float));
 	}
 	memcpy(s->logits, m->by, c->vocab_size * sizeof(float));
 	rl_mm(&s->prod, 0, 1, 1, c->vocab_size, H, 1.0f, s->x, H, m->why, H, 1.0f, s->logits,
 		  c->vocab_size);
 }
 
-/*
- * log softmax(logits)[target]; *is_top1 tells whether target is the argmax.
- * Logits that overflowed or went NaN (a model with extreme weights) give
- * probability 0, never NaN.
- */
+/* log softmax(logits)[target]: rl_log_softmax_row, which only reads without a gradient. */
 double
 rl_log_softmax_at(const float *logits, int32_t n, int32_t target, int *is_top1)
 {
-	float		mx = rl_k_max(logits, n);
-	double		sum,
-				lp;
-
-	if (is_top1)
-		*is_top1 = (logits[target] >= mx);
-	if (!isfinite(mx))
-	{
-		/* logits overflowed (extreme weights): only infinite ones have mass */
-		return (mx > 0 && logits[target] == mx) ? 0.0 : -INFINITY;
-	}
-	sum = rl_k_expsum(logits, n, mx, NULL);
-	lp = (double) logits[target] - mx - log(sum);
-	return isnan(lp) ? -INFINITY : lp;
+	return rl_log_softmax_row((float *) logits, n, target, is_top1, 0.0f);
 }
 
 /*
@@ -205,30 +200,13 @@ chunk_product(const rl_prod *p, const float *x, int T, int k, const float *w, in
 static void
 chunk_layer(rl_state *s, int l, int T)
 {
-	const rl_model *m = s->m;
-	const rl_cell_ops *ops = rl_cell_ops_for(m->cfg.cell);
-	const rl_layer_params *lp = &m->layers[l];
-	int			H = m->cfg.hidden_size;
-	int			GH = ops->ngates * H;
-	float	   *h = s->h + (size_t) l * H;
-	float	   *c = s->c + (size_t) l * H;
-	int			t;
+	int			H = s->m->cfg.hidden_size;
+	rl_layer_buf lb = stream_layer(s, l, s->cx, s->cg, s->cy, s->cc, s->crh);
 
-	for (t = 0; t < T; t++)
-		memcpy(s->cg + (size_t) t * GH, lp->b, GH * sizeof(float));
-	chunk_product(&s->prod, s->cx, T, lp->in_dim, lp->wx, GH, s->cg);
-	for (t = 0; t < T; t++)
-	{
-		const float *hprev = t ? s->cy + (size_t) (t - 1) * H : h;
-		const float *cprev = t ? s->cc + (size_t) (t - 1) * H : c;
-
-		ops->forward(&s->prod, lp->wh, H, 1, hprev, cprev, s->cg + (size_t) t * GH,
-					 s->cy + (size_t) t * H, s->cc + (size_t) t * H,
-					 s->crh + (size_t) t * H);
-	}
-	memcpy(h, s->cy + (size_t) (T - 1) * H, H * sizeof(float));
-	if (m->cfg.cell == RL_CELL_LSTM)
-		memcpy(c, s->cc + (size_t) (T - 1) * H, H * sizeof(float));
+	(void) rl_layer_forward(NULL, &s->prod, s->m, l, &lb, T, 1);
+	memcpy(lb.h0, s->cy + (size_t) (T - 1) * H, H * sizeof(float));
+	if (lb.c0)
+		memcpy(lb.c0, s->cc + (size_t) (T - 1) * H, H * sizeof(float));
 }
 
 /*
@@ -326,9 +304,9 @@ doc_len_cmp(const void *a, const void *b)
 /*
  * Scores many documents as parallel streams of one batch: documents of
  * similar length are grouped, each group runs as B streams through the
- * batched forward pass, positions past a document's end are padding whose
- * predictions are ignored.  Each document starts from the zero state, as in
- * rl_score.
+ * batched forward pass (forward.c, the one training runs), and positions
+ * past a document's end are padding whose predictions are ignored.  Each
+ * document starts from the zero state, as in rl_score.
  */
 rl_status
 rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
@@ -338,18 +316,20 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 	const int32_t B = 32;
 	int32_t		V = m->cfg.vocab_size;
 	int32_t		S;
-	rl_trainer *tr = NULL;
+	rl_fwd		f;
 	doc_len    *order = NULL;
 	double	   *row_nll = NULL;
 	unsigned char *row_top1 = NULL;
 	int32_t    *inputs = NULL,
 			   *targets = NULL;
 	rl_status	st = RL_OK;
+	double		loss;
 	size_t		g,
 				i;
 
 	if (ndocs == 0)
 		return RL_OK;
+	memset(&f, 0, sizeof(f));
 	/*
 	 * Chunks as long as the logits of one chunk allow within about 32 MB: the
 	 * output layer's weights are packed once per chunk.
@@ -366,9 +346,9 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 		st = env->status;
 		goto done;
 	}
-	st = rl_trainer_create(env, m, B, S, 0.0, 0, &tr);
+	st = rl_fwd_init(&f, env, m, B, S, 0.0, 0);
 	if (st == RL_OK)
-		st = rl_trainer_set_precision(tr, precision);
+		st = rl_fwd_set_precision(&f, precision);
 	if (st != RL_OK)
 		goto done;
 	for (i = 0; i < ndocs; i++)
@@ -387,7 +367,8 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 		size_t		positions = order[g].len + 1;	/* the longest of the group */
 		size_t		pos;
 
-		rl_trainer_reset_state(tr);
+		f.cur_B = nb;
+		rl_fwd_reset_state(&f);
 		for (pos = 0; pos < positions; pos += S)
 		{
 			int32_t		T = (int32_t) (positions - pos < (size_t) S ? positions - pos : (size_t) S);
@@ -410,9 +391,10 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 					inputs[t * nb + b] = (in >= 0 && in < V) ? in : RL_TOKEN_UNK;
 					targets[t * nb + b] = (out >= 0 && out < V) ? out : RL_TOKEN_UNK;
 				}
-			st = rl_trainer_forward_rows(tr, inputs, targets, T, nb, row_nll, row_top1);
+			st = rl_fwd_run(&f, inputs, targets, T, 0, 0.0f, &loss, row_nll, row_top1);
 			if (st != RL_OK)
 				goto done;
+			rl_fwd_carry(&f, T);
 			for (t = 0; t < T; t++)
 				for (b = 0; b < nb; b++)
 				{
@@ -427,7 +409,7 @@ rl_score_many(rl_env *env, rl_model *m, const int32_t *const *docs,
 		}
 	}
 done:
-	rl_trainer_free(tr);
+	rl_fwd_free(&f);
 	rl_free(env, order);
 	rl_free(env, row_nll);
 	rl_free(env, row_top1);

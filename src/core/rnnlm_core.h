@@ -360,6 +360,9 @@ extern void rl_state_reset(rl_state *s);
 extern void rl_state_feed(rl_state *s, int32_t token);	/* updates logits */
 extern double rl_log_softmax_at(const float *logits, int32_t n, int32_t target,
 								int *is_top1);
+/* forward.c: the log-softmax of one row, the gradient left in z when grad_scale > 0 */
+extern double rl_log_softmax_row(float *z, int32_t n, int32_t target, int *is_top1,
+								 float grad_scale);
 extern void rl_state_free(rl_env *env, rl_state *s);
 
 /* Scores ids followed by RL_TOKEN_EOD from the document-start state.
@@ -434,9 +437,6 @@ extern rl_status rl_trainer_loss_grad(rl_trainer *tr, const int32_t *inputs,
 									  double *loss);
 extern rl_status rl_trainer_loss(rl_trainer *tr, const int32_t *inputs,
 								 const int32_t *targets, int32_t T, double *loss);
-extern rl_status rl_trainer_forward_rows(rl_trainer *tr, const int32_t *inputs,
-										 const int32_t *targets, int32_t T, int32_t B,
-										 double *row_nll, unsigned char *row_top1);
 extern float *rl_trainer_grads(rl_trainer *tr);
 extern void rl_trainer_set_training(rl_trainer *tr, int training);
 extern rl_status rl_trainer_set_precision(rl_trainer *tr, rl_precision p);

@@ -76,6 +76,6 @@ extern void test_compute(void);
 #define TEST_KERNEL_SET_POINTS	6
 #define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
 #define TEST_RUN_POINTS			72
-#define TEST_COMPUTE_POINTS		19
+#define TEST_COMPUTE_POINTS		21
 
 #endif							/* RNNLM_TEST_TAP_H */

@@ -472,6 +472,61 @@ check_idle(void)
 	tap_ok(t0 < 0.03, "oneDNN's worker threads do not spin when idle (%.3f CPU seconds in 0.3 s)", t0);
 }
 
+/* An allocator that adds up the bytes asked for. */
+static size_t asked;
+
+static void *
+sum_alloc(void *ud, size_t size)
+{
+	(void) ud;
+	asked += size;
+	return calloc(1, size);
+}
+
+static void
+sum_free(void *ud, void *p)
+{
+	(void) ud;
+	free(p);
+}
+
+/* rl_train_memory is what a trainer of that shape allocates, in both precisions. */
+static void
+check_memory_estimate(void)
+{
+	rl_env		env,
+				counting;
+	char		err[RL_ERRMSG_LEN];
+	int			prec;
+
+	test_env_init(&env);
+	rl_env_init_malloc(&counting);
+	counting.alloc = sum_alloc;
+	counting.dealloc = sum_free;
+	rl_compute_use("reference", err, sizeof(err));
+	for (prec = RL_PREC_FP32; prec <= RL_PREC_BF16; prec++)
+	{
+		rl_model   *m = test_model(&env, RL_CELL_LSTM, 37, 12, 20, 2, 0.1, 4);
+		rl_trainer *tr;
+		size_t		want = rl_train_memory(&m->cfg, 6, 9, 0.2, (rl_precision) prec),
+					got;
+
+		asked = 0;
+		if (rl_trainer_create(&counting, m, 6, 9, 0.2, 1, &tr) != RL_OK ||
+			rl_trainer_grads(tr) == NULL || rl_trainer_enable_adam(tr) != RL_OK ||
+			rl_trainer_set_precision(tr, (rl_precision) prec) != RL_OK)
+			tap_bail("trainer: %s", counting.errmsg);
+		/* the estimate counts the model's own weights too; the allocations, the trainer's struct */
+		got = asked + m->nparams * sizeof(float);
+		tap_ok(got >= want && got - want < 8192,
+			   "%s: rl_train_memory (%zu bytes) is what the trainer allocates plus the weights (%zu)",
+			   rl_precision_name((rl_precision) prec), want, got);
+		rl_trainer_free(tr);
+		rl_model_free(&env, m);
+	}
+	rl_compute_use("auto", err, sizeof(err));
+}
+
 void
 test_compute(void)
 {
@@ -486,5 +541,6 @@ test_compute(void)
 	check_bf16_model(&env);
 	check_bf16_checkpoint(&env);
 	check_idle();
+	check_memory_estimate();
 	tap_ok(test_live_blocks() == live, "the compute tests free everything they allocate");
 }
