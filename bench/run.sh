@@ -40,7 +40,7 @@
 #
 # Prints a Markdown report (a table to paste into the README, then every raw
 # number) and also writes it to FILE (default bench/results/latest.md, which
-# git ignores; the raw results go beside it as FILE.raw.tsv).  The full run takes about 15 minutes on two cores; --quick
+# git ignores; the raw results go beside it as FILE.raw.tsv).  The full run takes about 20 minutes on two cores; --quick
 # trains and scores tiny subsets (a smoke run, 1-2 minutes; its numbers are
 # not representative).
 #
