@@ -110,6 +110,13 @@ rl_compute_use(const char *name, char *err, size_t errlen)
 	return 0;
 }
 
+/* The name of backend i of the table, or NULL past its end. */
+const char *
+rl_backend_name(int i)
+{
+	return i >= 0 && i < N_BACKENDS ? backends[i]->name : NULL;
+}
+
 /* The backends in use, choosing "auto" on first use. */
 static const rl_backend *
 fp32(void)

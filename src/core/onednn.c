@@ -58,12 +58,28 @@ static const dnnl_version *(*f_version) (void);
 static void (*f_omp_set_num_threads) (int);
 static int	bf16_probe = -1;	/* unknown, 0, 1 */
 
+/* Blocks every signal in this thread, keeping the old mask in *old. */
+static void
+block_signals(sigset_t *old)
+{
+	sigset_t	all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+/* Restores the mask block_signals saved. */
+static void
+restore_signals(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 /* Loads libdnnl.so.2 once, with every signal blocked; 0 or -1 with err set. */
 static int
 onednn_load(char *err, size_t errlen)
 {
-	sigset_t	all,
-				old;
+	sigset_t	old;
 
 	if (handle)
 		return 0;
@@ -74,10 +90,9 @@ onednn_load(char *err, size_t errlen)
 	}
 	if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT"))
 		setenv("GOMP_SPINCOUNT", "10000", 1);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	block_signals(&old);
 	handle = getenv("RNNLM_TEST_NO_ONEDNN") ? NULL : dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	restore_signals(&old);
 	if (handle)
 	{
 		f_sgemm = (dnnl_sgemm_fn) dlsym(handle, "dnnl_sgemm");
@@ -110,15 +125,13 @@ onednn_sgemm(int ta, int tb, int m, int n, int k, float alpha,
 			 const float *a, int lda, const float *b, int ldb,
 			 float beta, float *c, int ldc)
 {
-	sigset_t	all,
-				old;
+	sigset_t	old;
 	int			st;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	block_signals(&old);
 	st = f_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
 				 beta, c, ldc);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	restore_signals(&old);
 	if (st != 0)
 		rl_reference_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -129,15 +142,13 @@ onednn_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
 				 const uint16_t *a, int lda, const uint16_t *b, int ldb,
 				 float beta, float *c, int ldc)
 {
-	sigset_t	all,
-				old;
+	sigset_t	old;
 	int			st;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	block_signals(&old);
 	st = f_bf16(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
 				beta, c, ldc);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	restore_signals(&old);
 	if (st != 0)
 		rl_reference_gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -155,18 +166,16 @@ onednn_bf16_usable(void)
 	{
 		uint16_t	one[4] = {0x3f80, 0x3f80, 0x3f80, 0x3f80};
 		float		c[4] = {0};
-		sigset_t	all,
-					old;
+		sigset_t	old;
 
 		rl_cpu_detect(&cpu);
 		bf16_probe = 0;
 		if (handle && f_bf16 && (cpu.has[RL_CPU_AVX512BF16] || cpu.has[RL_CPU_AMXBF16]))
 		{
-			sigfillset(&all);
-			pthread_sigmask(SIG_SETMASK, &all, &old);
+			block_signals(&old);
 			bf16_probe = f_bf16('N', 'T', 2, 2, 2, 1.0f, one, 2, one, 2, 0.0f, c, 2) == 0 &&
 				c[0] == 2.0f && c[3] == 2.0f;
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			restore_signals(&old);
 		}
 	}
 	return bf16_probe;

@@ -105,6 +105,7 @@ typedef struct rl_compute_info
 	int			has_bf16[RL_MAX_BACKENDS];	/* its bf16 products run here */
 } rl_compute_info;
 
+extern const char *rl_backend_name(int i);
 extern int	rl_compute_use(const char *name, char *err, size_t errlen);
 extern void rl_compute_set_threads(int nthreads);
 extern int	rl_compute_threads(void);

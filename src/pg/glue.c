@@ -121,7 +121,7 @@ void
 rnnlm_prepare_compute(void)
 {
 	char		err[RL_ERRMSG_LEN];
-	const char *name = rnnlm_backend_names[rnnlm_backend];
+	const char *name = rnnlm_backend_setting();
 
 	if (rl_compute_use(name, err, sizeof(err)) != 0)
 		ereport(ERROR,

@@ -48,9 +48,8 @@ typedef struct OptSpec
 static const OptChoice cell_choices[] = {
 	{"lstm", RL_CELL_LSTM}, {"gru", RL_CELL_GRU}, {"rnn", RL_CELL_RNN}, {NULL, 0}
 };
-static const OptChoice precision_choices[] = {
-	{"fp32", RL_PREC_FP32}, {"bf16", RL_PREC_BF16}, {"auto", RL_PREC_AUTO}, {NULL, 0}
-};
+/* The core's precisions, filled in by rnnlm_options_init. */
+static OptChoice precision_choices[RL_PREC_AUTO + 2];
 static const OptChoice tokenizer_choices[] = {
 	{"word", RL_TOK_WORD}, {"char", RL_TOK_CHAR}, {NULL, 0}
 };
@@ -114,6 +113,19 @@ find_spec(const char *key)
 }
 
 static const char *choice_name(const OptSpec *spec, int value);
+
+/* Fills the choices that come from the core (the precisions); at module load. */
+void
+rnnlm_options_init(void)
+{
+	int			i;
+
+	for (i = 0; i <= RL_PREC_AUTO; i++)
+	{
+		precision_choices[i].name = rl_precision_name((rl_precision) i);
+		precision_choices[i].value = i;
+	}
+}
 
 /* Whether the caller set the option (rather than taking its default). */
 bool

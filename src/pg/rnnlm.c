@@ -24,25 +24,41 @@ int			rnnlm_job_retention_min = 30 * 24 * 60;
 /* The precision of scoring and generation (rl_precision). */
 int			rnnlm_precision = RL_PREC_FP32;
 
-/* The backend of the matrix products: an index into rnnlm_backend_names. */
+/* The backend of the matrix products: 0 auto, else 1 + its row in the core's table. */
 int			rnnlm_backend = 0;
 
-const char *const rnnlm_backend_names[] = {"auto", "openblas", "onednn", "reference", NULL};
+/* The settings' values, built from the core's lists of precisions and backends. */
+static struct config_enum_entry precision_options[RL_PREC_AUTO + 2];
+static struct config_enum_entry backend_options[RL_MAX_BACKENDS + 2];
 
-static const struct config_enum_entry precision_options[] = {
-	{"fp32", RL_PREC_FP32, false},
-	{"bf16", RL_PREC_BF16, false},
-	{"auto", RL_PREC_AUTO, false},
-	{NULL, 0, false}
-};
+/* Sets one enum value. */
+static void
+set_entry(struct config_enum_entry *e, const char *name, int val)
+{
+	e->name = name;
+	e->val = val;
+	e->hidden = false;
+}
 
-static const struct config_enum_entry backend_options[] = {
-	{"auto", 0, false},
-	{"openblas", 1, false},
-	{"onednn", 2, false},
-	{"reference", 3, false},
-	{NULL, 0, false}
-};
+/* Fills the enum values of rnnlm.precision and rnnlm.backend. */
+static void
+build_enum_options(void)
+{
+	int			i;
+
+	for (i = 0; i <= RL_PREC_AUTO; i++)
+		set_entry(&precision_options[i], rl_precision_name((rl_precision) i), i);
+	set_entry(&backend_options[0], "auto", 0);
+	for (i = 0; rl_backend_name(i) && i < RL_MAX_BACKENDS; i++)
+		set_entry(&backend_options[i + 1], rl_backend_name(i), i + 1);
+}
+
+/* The name rnnlm.backend is set to: "auto" or a backend's. */
+const char *
+rnnlm_backend_setting(void)
+{
+	return rnnlm_backend == 0 ? "auto" : rl_backend_name(rnnlm_backend - 1);
+}
 
 void		_PG_init(void);
 
@@ -50,6 +66,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	build_enum_options();
+	rnnlm_options_init();
 	DefineCustomIntVariable("rnnlm.threads",
 							"Number of helper threads (BLAS, OpenMP) each backend uses for rnnlm.",
 							"Helper threads run only matrix arithmetic, with every signal blocked.",

@@ -23,8 +23,8 @@
 /* GUCs (rnnlm.c) */
 extern int	rnnlm_threads;
 extern int	rnnlm_precision;	/* rl_precision of scoring and generation */
-extern int	rnnlm_backend;		/* index into rnnlm_backend_names */
-extern const char *const rnnlm_backend_names[];
+extern int	rnnlm_backend;		/* 0 auto, else 1 + a row of the core's backends */
+extern const char *rnnlm_backend_setting(void);
 extern int	rnnlm_max_memory_mb;
 extern int	rnnlm_job_retention_min;
 
@@ -79,6 +79,7 @@ typedef struct RnnlmOptions
 	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;
 
+extern void rnnlm_options_init(void);
 extern void rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts);
 extern bool rnnlm_option_given(const RnnlmOptions *opts, const char *key);
 extern const char *rnnlm_option_choice_name(const char *key, int value);
