@@ -293,6 +293,27 @@ def main():
                      ratio(r16, tr["rows_per_second"]) if isinstance(tr, dict) else "n/a"))
     w("")
 
+    # ---- int8
+    rows8 = []
+    for cfg, label in ROW_CONFIGS[:2]:
+        s8, s32 = raw.get(cfg + "_int8.rnnlm.score_rows"), raw.get(cfg + ".rnnlm.score_rows")
+        tr = raw.get(cfg + ".torch.score_rows")
+        ag = raw.get(cfg + ".agreement.int8")
+        if isinstance(s8, dict) and isinstance(s32, dict):
+            r8, r32 = s8["rows"] / s8["seconds"], s32["rows"] / s32["seconds"]
+            rows8.append("| %s | %s | %s | **%s** | %s | %s |"
+                         % (label, auto(r8), auto(r32), ratio(r8, r32),
+                            ratio(r8, tr["rows_per_second"]) if isinstance(tr, dict) else "n/a",
+                            "%.2e (%s tokens)" % (ag["mean_abs_diff"], num(ag["tokens"])) if isinstance(ag, dict) else "n/a"))
+    if rows8:
+        w("### int8 per-row scoring (`rnnlm.precision = int8`: one-row products from int8 weights, one scale per row; 1 thread)")
+        w("")
+        w("| model | int8 rows/s | fp32 rows/s | int8 / fp32 | int8 / PyTorch batch 1 (fp32) | agreement with fp32: mean abs diff of token log-probs |")
+        w("| --- | --: | --: | --: | --: | --: |")
+        for line in rows8:
+            w(line)
+        w("")
+
     # ---- targets
     w("### Targets")
     w("")

@@ -29,7 +29,9 @@
 #      scoring in bf16 (rnnlm precision 'bf16', PyTorch under
 #      torch.autocast("cpu", torch.bfloat16)), and bf16 scoring's agreement
 #      with fp32 (mean absolute difference of the per-token log-probabilities
-#      of the validation documents); elsewhere the report says it skipped.
+#      of the validation documents); elsewhere the report says it skipped;
+#   8. per-row scoring with rnnlm.precision = int8 (the one-row products
+#      from int8 weights, on any processor) and its agreement with fp32.
 # PyTorch trains and scores batches with torch.set_num_threads(1) and with N
 # (OPENBLAS_NUM_THREADS = N both times); the report keeps its better run.
 # The report also states what each side computes with (rnnlm_runtime(): the
@@ -284,26 +286,26 @@ SQL
   done
 }
 
-# 7. bf16 scoring's agreement with fp32: the mean absolute difference of the
-# per-token log-probabilities over the validation documents (at most 300).
+# 7. A precision's agreement with fp32 scoring: the mean absolute difference
+# of the per-token log-probabilities over the validation documents (at most 300).
 agreement() {
-  local cfg=$1 table nval
+  local cfg=$1 precision=$2 table nval
   table=$(docs_of "$cfg")
   [[ $cfg == w_* ]] && nval=$W_VAL || nval=$C_VAL
   (( nval > 300 )) && nval=300
-  say "$cfg: agreement of bf16 with fp32 scoring over $nval validation documents"
-  q_rec -v cfg="$cfg" -v nval="$nval" -v table="$table" <<'SQL'
+  say "$cfg: agreement of $precision with fp32 scoring over $nval validation documents"
+  q_rec -v cfg="$cfg" -v nval="$nval" -v table="$table" -v precision="$precision" <<'SQL'
 SET max_parallel_workers_per_gather = 0;
 CREATE TEMP TABLE lp32 AS
   SELECT d.id, t.position, t.logprob
     FROM (SELECT id, line FROM :"table" ORDER BY id DESC LIMIT :nval) d,
          rnnlm_token_logprobs(:'cfg', d.line) t;
-SET rnnlm.precision = 'bf16';
+SET rnnlm.precision = :'precision';
 CREATE TEMP TABLE lp16 AS
   SELECT d.id, t.position, t.logprob
     FROM (SELECT id, line FROM :"table" ORDER BY id DESC LIMIT :nval) d,
          rnnlm_token_logprobs(:'cfg', d.line) t;
-SELECT :'cfg' || '.agreement.bf16',
+SELECT :'cfg' || '.agreement.' || :'precision',
        jsonb_build_object('tokens', count(*), 'mean_abs_diff', avg(abs(a.logprob - b.logprob)),
                           'max_abs_diff', max(abs(a.logprob - b.logprob)))
   FROM lp32 a JOIN lp16 b USING (id, position);
@@ -316,13 +318,13 @@ SQL
 score_rows() {
   local cfg=$1 torch_rows=$2 torch_a=$3 precision=${4:-fp32}
   say "$cfg: per-row scoring of $ROWS rows at one thread (PyTorch: $torch_rows), and $A_ROWS one-character rows (PyTorch: $torch_a), precision $precision"
-  if [[ $precision == bf16 ]]; then
-    q_rec -v cfg="$cfg" <<'SQL'
+  if [[ $precision != fp32 ]]; then
+    q_rec -v cfg="$cfg" -v precision="$precision" <<'SQL'
 SET rnnlm.threads = 1;
-SET rnnlm.precision = 'bf16';
+SET rnnlm.precision = :'precision';
 SET max_parallel_workers_per_gather = 0;
 SELECT rnnlm_perplexity(:'cfg', 'a') \g /dev/null
-SELECT :'cfg' || '_bf16.rnnlm.score_rows',
+SELECT :'cfg' || '_' || :'precision' || '.rnnlm.score_rows',
        bench_timed(format('SELECT avg(rnnlm_perplexity(%L, line)) FROM rows', :'cfg'))
        || jsonb_build_object('rows', (SELECT count(*) FROM rows));
 SQL
@@ -448,6 +450,12 @@ SQL
   part_flat
   part_parallel
 
+  # int8 per-row scoring, on every processor
+  score_rows c_lstm 0 0 int8
+  score_rows c_gru 0 0 int8
+  agreement c_lstm int8
+  agreement c_gru int8
+
   # 7. bf16, where the processor has it and rnnlm runs it
   bf16=$(q -c "SELECT rnnlm_runtime()->'products'->'bf16' IS NOT NULL AND
                       rnnlm_runtime()->'cpu'->'features' ?| ARRAY['avx512_bf16', 'amx_bf16']")
@@ -456,7 +464,7 @@ SQL
       train_rnnlm "$cfg" bf16
       train_torch "$cfg" bf16
       score_batch "$cfg" bf16
-      agreement "$cfg"
+      agreement "$cfg" bf16
     done
     score_rows c_lstm 0 0 bf16
     score_rows c_gru 0 0 bf16

@@ -2,9 +2,11 @@
 -- rnnlm_precision: the precision of the matrix products and their backend.
 -- Training takes a precision option and scoring the rnnlm.precision
 -- setting: fp32 (the default), bf16 (bf16 inputs, fp32 sums, fp32 master
--- weights) or auto.  The reference backend runs bf16 on every processor,
--- so what this file shows is the same on every machine; a backend without
--- bf16 products refuses bf16 with a clear error, and auto falls back.
+-- weights) or auto; scoring also int8 (one-row products from int8
+-- weights).  The reference backend runs bf16 on every processor, and int8
+-- runs everywhere, so what this file shows is the same on every machine; a
+-- backend without bf16 products refuses bf16 with a clear error, and auto
+-- falls back.
 --
 SET client_min_messages = warning;
 CREATE TABLE pr_docs AS
@@ -61,6 +63,24 @@ SELECT length(rnnlm_generate('pr_fp32', 'ticket', 20, 0.0)) > 6 AS generates;
 -- fp32 is exact again: the bf16 copy is dropped and fp32 scores come back bit for bit
 SET rnnlm.precision = 'fp32';
 RESET rnnlm.backend;
+SELECT bool_and(rnnlm_perplexity('pr_fp32', body) = fp32) AS fp32_again
+  FROM pr_docs JOIN pr_scores USING (i);
+
+-- int8 (scoring only, any processor): per-row scoring and generation read
+-- an int8 copy of the weight matrices in their one-row products
+SET rnnlm.precision = 'int8';
+SELECT rnnlm_runtime()->>'precision' AS scoring_precision;
+SELECT bool_and(abs(s.int8 / p.fp32 - 1) < 0.02) AS within_2_percent,
+       bool_or(s.int8 <> p.fp32) AS some_differ,
+       bool_and(s.batched = p.fp32) AS batched_is_fp32
+  FROM pr_scores p
+  JOIN (SELECT i, rnnlm_perplexity('pr_fp32', body) AS int8,
+               (rnnlm_perplexity('pr_fp32', ARRAY[body]))[1] AS batched
+          FROM pr_docs WHERE i <= 20) s USING (i);
+SELECT count(*) > 3 AS token_logprobs_run FROM rnnlm_token_logprobs('pr_fp32', 'ticket 7');
+SELECT length(rnnlm_generate('pr_fp32', 'ticket', 20, 0.0)) > 6 AS generates;
+SELECT rnnlm_train('pr_no', 'SELECT body FROM pr_docs', '{"precision": "int8"}');
+RESET rnnlm.precision;
 SELECT bool_and(rnnlm_perplexity('pr_fp32', body) = fp32) AS fp32_again
   FROM pr_docs JOIN pr_scores USING (i);
 

@@ -19,9 +19,15 @@
  * activations) into its scratch as the product starts.  A product whose
  * operand would not fit the scratch, or a call without an rl_prod, runs in
  * fp32.
+ *
+ * int8 (scoring only) changes just the one-row products of a stream, the
+ * bandwidth-bound recurrent step of per-row scoring and generation: they
+ * read an int8 copy of the weight matrices with one scale per row and sum
+ * the fp32 activations in fp32.
  */
 #include "backend.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -158,6 +164,11 @@ rl_precision_resolve(rl_env *env, rl_precision want, rl_precision *got)
 	*got = RL_PREC_FP32;
 	if (want == RL_PREC_FP32)
 		return RL_OK;
+	if (want == RL_PREC_INT8)
+	{
+		*got = RL_PREC_INT8;	/* own kernels, on every processor */
+		return RL_OK;
+	}
 	if (want == RL_PREC_AUTO)
 	{
 		if (bf16_backend && cpu_has_bf16())
@@ -180,7 +191,18 @@ rl_precision_resolve(rl_env *env, rl_precision want, rl_precision *got)
 const char *
 rl_precision_name(rl_precision p)
 {
-	return p == RL_PREC_BF16 ? "bf16" : p == RL_PREC_AUTO ? "auto" : "fp32";
+	switch (p)
+	{
+		case RL_PREC_BF16:
+			return "bf16";
+		case RL_PREC_AUTO:
+			return "auto";
+		case RL_PREC_INT8:
+			return "int8";
+		case RL_PREC_FP32:
+			break;
+	}
+	return "fp32";
 }
 
 /* What is in use, for the runtime report. */
@@ -275,14 +297,123 @@ rl_prod_sync(rl_prod *p)
 		rl_k_to_bf16(p->w, p->w16, p->nw);
 }
 
-/* Frees what rl_prod_init allocated. */
+/* Frees what rl_prod_init or rl_prod_init_int8 allocated. */
 void
 rl_prod_free(rl_env *env, rl_prod *p)
 {
-	if (p && p->w16)
+	if (p == NULL)
+		return;
+	if (p->w16)
 		rl_free(env, p->w16);
-	if (p)
-		memset(p, 0, sizeof(*p));
+	if (p->w8)
+		rl_free(env, p->w8);
+	if (p->scales)
+		rl_free(env, p->scales);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Quantizes one row: scale = max |w| / 127, q = round(w / scale). */
+static void
+quantize_row(const float *w, size_t n, int8_t *q, float *scale)
+{
+	float		mx = 0.0f;
+	size_t		j;
+
+	for (j = 0; j < n; j++)
+		if (fabsf(w[j]) > mx)
+			mx = fabsf(w[j]);
+	*scale = mx > 0.0f ? mx / 127.0f : 1.0f;
+	for (j = 0; j < n; j++)
+	{
+		long		v = lrintf(w[j] / *scale);
+
+		q[j] = (int8_t) (v > 127 ? 127 : v < -127 ? -127 : v);
+	}
+}
+
+/* Adds the matrix at x (rows x cols) of the weights to p's int8 copy. */
+static void
+add_int8_matrix(rl_prod *p, const float *x, size_t rows, size_t cols, size_t *nscales)
+{
+	rl_prod_matrix *mx = &p->mats[p->nmats++];
+	size_t		r;
+
+	mx->off = (size_t) (x - p->w);
+	mx->rows = rows;
+	mx->cols = cols;
+	mx->scale0 = *nscales;
+	if (p->scales)
+		for (r = 0; r < rows; r++)
+			quantize_row(x + r * cols, cols, p->w8 + mx->off + r * cols, &p->scales[*nscales + r]);
+	*nscales += rows;
+}
+
+/* Adds every weight matrix of model m (W_x, W_h of each layer, W_hy); sizes only without scales. */
+static void
+add_model_matrices(rl_prod *p, const rl_model *m, size_t *nscales)
+{
+	const rl_config *c = &m->cfg;
+	size_t		GH = (size_t) rl_cell_gates(c->cell) * c->hidden_size;
+	int			l;
+
+	p->nmats = 0;
+	*nscales = 0;
+	for (l = 0; l < c->num_layers; l++)
+	{
+		add_int8_matrix(p, m->layers[l].wx, GH, (size_t) m->layers[l].in_dim, nscales);
+		add_int8_matrix(p, m->layers[l].wh, GH, (size_t) c->hidden_size, nscales);
+	}
+	add_int8_matrix(p, m->why, (size_t) c->vocab_size, (size_t) c->hidden_size, nscales);
+}
+
+/*
+ * Sets p up so that the one-row products on model m's weight matrices read
+ * an int8 copy of them, one scale per row (max |w| / 127, rounded to
+ * nearest); every other product stays fp32.
+ */
+rl_status
+rl_prod_init_int8(rl_env *env, rl_prod *p, const rl_model *m)
+{
+	size_t		nscales;
+
+	memset(p, 0, sizeof(*p));
+	p->w = m->params;
+	p->nw = m->nparams;
+	add_model_matrices(p, m, &nscales);
+	p->w8 = rl_alloc(env, m->nparams ? m->nparams : 1);
+	p->scales = p->w8 ? rl_alloc_array(env, nscales, sizeof(float)) : NULL;
+	if (p->scales == NULL)
+	{
+		rl_prod_free(env, p);
+		return env->status;
+	}
+	add_model_matrices(p, m, &nscales);
+	p->int8 = 1;
+	return RL_OK;
+}
+
+/* The one-row product on the int8 copy, if b is one of its matrices' rows; 0 if not. */
+static int
+int8_matvec(const rl_prod *p, int n, int k, const float *a, const float *b, float beta,
+			float *c)
+{
+	size_t		off = (size_t) (b - p->w);
+	int			i;
+
+	for (i = 0; i < p->nmats; i++)
+	{
+		const rl_prod_matrix *mx = &p->mats[i];
+
+		if (off >= mx->off && off < mx->off + mx->rows * mx->cols &&
+			mx->cols == (size_t) k && (off - mx->off) % mx->cols == 0 &&
+			(off - mx->off) / mx->cols + (size_t) n <= mx->rows)
+		{
+			rl_k_matvec_i8(p->w8 + off, p->scales + mx->scale0 + (off - mx->off) / mx->cols,
+						   n, k, a, c, beta == 1.0f);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -318,6 +449,11 @@ rl_mm(const rl_prod *p, int ta, int tb, int m, int n, int k,
 	const uint16_t *a16,
 			   *b16;
 
+	/* int8: one stream's one-row products on the weights' int8 copy */
+	if (p && p->int8 && m == 1 && tb && !ta && ldb == k && alpha == 1.0f &&
+		(beta == 0.0f || beta == 1.0f) && k > 0 && n > 0 &&
+		b >= p->w && b < p->w + p->nw && int8_matvec(p, n, k, a, b, beta, c))
+		return;
 	if (p == NULL || !p->bf16 || bf16_backend == NULL || m <= 0 || n <= 0 || k <= 0)
 	{
 		rl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

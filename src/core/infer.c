@@ -77,10 +77,11 @@ rl_state_create(rl_env *env, const rl_model *m, rl_state **out)
 }
 
 /*
- * Runs the stream's products in precision p (RL_PREC_FP32 or RL_PREC_BF16,
- * resolved): bf16 keeps a bf16 copy of the model's weights, allocated from
- * env, which must outlive the state (the model's weights must not change
- * while it is in use).
+ * Runs the stream's products in precision p (RL_PREC_FP32, RL_PREC_BF16 or
+ * RL_PREC_INT8, resolved): bf16 keeps a bf16 copy of the model's weights,
+ * int8 an int8 copy of its matrices for the one-row products, allocated
+ * from env, which must outlive the state (the model's weights must not
+ * change while it is in use).
  */
 rl_status
 rl_state_set_precision(rl_env *env, rl_state *s, rl_precision p)
@@ -89,21 +90,21 @@ rl_state_set_precision(rl_env *env, rl_state *s, rl_precision p)
 	size_t		wide = (size_t) (c->embedding_dim > c->hidden_size ?
 								 c->embedding_dim : c->hidden_size);
 
-	if (p != RL_PREC_BF16)
-	{
-		rl_prod_free(env, &s->prod);
+	if (rl_state_precision(s) == p)
 		return RL_OK;
-	}
-	if (s->prod.bf16)
-		return RL_OK;
-	return rl_prod_init(env, &s->prod, s->m->params, s->m->nparams, RL_SCORE_CHUNK * wide);
+	rl_prod_free(env, &s->prod);
+	if (p == RL_PREC_BF16)
+		return rl_prod_init(env, &s->prod, s->m->params, s->m->nparams, RL_SCORE_CHUNK * wide);
+	if (p == RL_PREC_INT8)
+		return rl_prod_init_int8(env, &s->prod, s->m);
+	return RL_OK;
 }
 
 /* The precision of the stream's products. */
 rl_precision
 rl_state_precision(const rl_state *s)
 {
-	return s->prod.bf16 ? RL_PREC_BF16 : RL_PREC_FP32;
+	return s->prod.bf16 ? RL_PREC_BF16 : s->prod.int8 ? RL_PREC_INT8 : RL_PREC_FP32;
 }
 
 /* Resets the state to the document start (all zero). */

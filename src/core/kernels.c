@@ -12,8 +12,10 @@
  * instruction set and only ever called where the flags allow.  A new set
  * is one more row.
  *
- * The bf16 kernels (conversion, and the one-row product from a bf16 copy
- * of the weights with fp32 sums) round to nearest even and flush denormals
+ * The one-row product also comes from an int8 copy of the weights (one
+ * scale per row) times the activations as 13-bit integers (one scale per
+ * call), summed exactly in int32, so every set gives the same bits.  The bf16 kernels (conversion,
+ * and the one-row product from a bf16 copy of the weights with fp32 sums) round to nearest even and flush denormals
  * to zero, as the AVX512_BF16 instructions do, so every set converts to the
  * same bits.  exp is the classic Cephes single-precision polynomial, tanh
  * uses its small-argument polynomial below 0.625 and 1 - 2/(e^{2x}+1) above;
@@ -186,6 +188,68 @@ matvec_bf16_portable(const uint16_t *a, int n, int k, const float *x, float *y,
 		for (j = 0; j < k; j++)
 			s += bf16_value(r[j]) * bf16_value(bf16_round(x[j]));
 		y[i] = accumulate ? y[i] + s : s;
+	}
+}
+
+/*
+ * The activations of an int8 product as integers: x[j] = sx * qx[j] with
+ * |qx| <= RL_I8_XMAX, rounded to nearest; returns sx (0 when x is all zero
+ * or not finite, and then qx is all zero).  13 bits keep every int32 sum of
+ * a row of up to 16,384 products exact.
+ */
+#define RL_I8_XMAX 4095
+
+static float
+quantize_x(const float *x, int k, int16_t *qx)
+{
+	float		mx = 0.0f,
+				inv;
+	int			j;
+
+	for (j = 0; j < k; j++)
+		if (fabsf(x[j]) > mx)
+			mx = fabsf(x[j]);
+	if (!(mx > 0.0f) || !isfinite(mx))
+	{
+		memset(qx, 0, (size_t) k * sizeof(int16_t));
+		return 0.0f;
+	}
+	inv = (float) RL_I8_XMAX / mx;
+	for (j = 0; j < k; j++)
+		qx[j] = (int16_t) lrintf(x[j] * inv);
+	return mx / (float) RL_I8_XMAX;
+}
+
+/* The largest k an int8 product takes (the widest layer input). */
+#define RL_I8_MAXK (RL_MAX_EMBED > RL_MAX_HIDDEN ? RL_MAX_EMBED : RL_MAX_HIDDEN)
+
+/* Stores row i's result: the exact integer sum times both scales. */
+static inline void
+i8_store(float *y, int i, int32_t sum, const float *scale, float sx, int accumulate)
+{
+	float		v = (float) sum * (scale[i] * sx);
+
+	y[i] = accumulate ? y[i] + v : v;
+}
+
+/* y = diag(scale) Q x (+ y), Q int8 row-major [n, k]: the one-row product from int8 weights. */
+static void
+matvec_i8_portable(const int8_t *q, const float *scale, int n, int k, const float *x,
+				   float *y, int accumulate)
+{
+	int16_t		qx[RL_I8_MAXK];
+	float		sx = quantize_x(x, k, qx);
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		const int8_t *r = q + (size_t) i * k;
+		int32_t		s = 0;
+
+		for (j = 0; j < k; j++)
+			s += (int32_t) r[j] * qx[j];
+		i8_store(y, i, s, scale, sx, accumulate);
 	}
 }
 
@@ -548,6 +612,76 @@ matvec_bf16_avx2(const uint16_t *a, int n, int k, const float *x, float *y, int 
 	matvec_bf16_portable(a + (size_t) i * k, n - i, k, x, y + i, accumulate);
 }
 
+/* Horizontal sum of 8 int32. */
+AVX2 static inline int32_t
+hsum8i(__m256i v)
+{
+	__m128i		lo = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+
+	lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4E));
+	lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xB1));
+	return _mm_cvtsi128_si32(lo);
+}
+
+/* Row r's int8 weights (16 from j), widened, times the integer activations, added to acc. */
+#define I8_STEP(acc, row) \
+	acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16( \
+		_mm_loadu_si128((const __m128i *) ((row) + j))), xv))
+
+/*
+ * y = diag(scale) Q x (+ y), four rows at a time: the int8 weights widened
+ * to int16 and multiplied by the integer activations in pairs (vpmaddwd),
+ * sixteen a step; the sums are exact, so every set gives the same result.
+ */
+AVX2 static void
+matvec_i8_avx2(const int8_t *q, const float *scale, int n, int k, const float *x, float *y,
+			   int accumulate)
+{
+	int16_t		qx[RL_I8_MAXK];
+	float		sx = quantize_x(x, k, qx);
+	int			i = 0,
+				j,
+				r;
+
+	for (; i < n; i += 4)
+	{
+		int			rows = n - i < 4 ? n - i : 4;
+		const int8_t *q0 = q + (size_t) i * k;
+		const int8_t *q1 = q0 + (rows > 1 ? k : 0),
+				   *q2 = q0 + (rows > 2 ? 2 * (size_t) k : 0),
+				   *q3 = q0 + (rows > 3 ? 3 * (size_t) k : 0);
+		__m256i		s0 = _mm256_setzero_si256(),
+					s1 = _mm256_setzero_si256(),
+					s2 = _mm256_setzero_si256(),
+					s3 = _mm256_setzero_si256();
+		int32_t		t[4];
+
+		/* fewer than four rows left: the missing ones repeat row 0, unused */
+		for (j = 0; j + 16 <= k; j += 16)
+		{
+			__m256i		xv = _mm256_loadu_si256((const __m256i *) (qx + j));
+
+			I8_STEP(s0, q0);
+			I8_STEP(s1, q1);
+			I8_STEP(s2, q2);
+			I8_STEP(s3, q3);
+		}
+		t[0] = hsum8i(s0);
+		t[1] = hsum8i(s1);
+		t[2] = hsum8i(s2);
+		t[3] = hsum8i(s3);
+		for (r = 0; r < rows; r++)
+		{
+			const int8_t *qr = r == 0 ? q0 : r == 1 ? q1 : r == 2 ? q2 : q3;
+			int			jj;
+
+			for (jj = j; jj < k; jj++)
+				t[r] += (int32_t) qr[jj] * qx[jj];
+			i8_store(y, i + r, t[r], scale, sx, accumulate);
+		}
+	}
+}
+
 /* ---------------- AVX-512 versions ---------------- */
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
@@ -786,6 +920,60 @@ matvec_bf16_avx512(const uint16_t *a, int n, int k, const float *x, float *y, in
 	matvec_bf16_avx2(a + (size_t) i * k, n - i, k, x, y + i, accumulate);
 }
 
+/* Row r's int8 weights (32 from j), widened, times the integer activations, added to acc. */
+#define I8_STEP512(acc, row) \
+	acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16( \
+		_mm256_loadu_si256((const __m256i *) ((row) + j))), xv))
+
+/* y = diag(scale) Q x (+ y), as matvec_i8_avx2, thirty-two columns a step. */
+AVX512 static void
+matvec_i8_avx512(const int8_t *q, const float *scale, int n, int k, const float *x,
+				 float *y, int accumulate)
+{
+	int16_t		qx[RL_I8_MAXK];
+	float		sx = quantize_x(x, k, qx);
+	int			i = 0,
+				j,
+				r;
+
+	for (; i < n; i += 4)
+	{
+		int			rows = n - i < 4 ? n - i : 4;
+		const int8_t *q0 = q + (size_t) i * k;
+		const int8_t *q1 = q0 + (rows > 1 ? k : 0),
+				   *q2 = q0 + (rows > 2 ? 2 * (size_t) k : 0),
+				   *q3 = q0 + (rows > 3 ? 3 * (size_t) k : 0);
+		__m512i		s0 = _mm512_setzero_si512(),
+					s1 = _mm512_setzero_si512(),
+					s2 = _mm512_setzero_si512(),
+					s3 = _mm512_setzero_si512();
+		int32_t		t[4];
+
+		for (j = 0; j + 32 <= k; j += 32)
+		{
+			__m512i		xv = _mm512_loadu_si512((const void *) (qx + j));
+
+			I8_STEP512(s0, q0);
+			I8_STEP512(s1, q1);
+			I8_STEP512(s2, q2);
+			I8_STEP512(s3, q3);
+		}
+		t[0] = _mm512_reduce_add_epi32(s0);
+		t[1] = _mm512_reduce_add_epi32(s1);
+		t[2] = _mm512_reduce_add_epi32(s2);
+		t[3] = _mm512_reduce_add_epi32(s3);
+		for (r = 0; r < rows; r++)
+		{
+			const int8_t *qr = r == 0 ? q0 : r == 1 ? q1 : r == 2 ? q2 : q3;
+			int			jj;
+
+			for (jj = j; jj < k; jj++)
+				t[r] += (int32_t) qr[jj] * qx[jj];
+			i8_store(y, i + r, t[r], scale, sx, accumulate);
+		}
+	}
+}
+
 /* y = bf16(x) by the processor's own conversion (the same bits as bf16_round). */
 AVX512BF16 static void
 to_bf16_avx512bf16(const float *x, uint16_t *y, size_t n)
@@ -863,6 +1051,8 @@ typedef struct rl_kernel_ops
 	void		(*to_bf16) (const float *x, uint16_t *y, size_t n);
 	void		(*matvec_bf16) (const uint16_t *a, int n, int k, const float *x, float *y,
 								int accumulate);
+	void		(*matvec_i8) (const int8_t *q, const float *scale, int n, int k,
+							  const float *x, float *y, int accumulate);
 } rl_kernel_ops;
 
 /* Always usable. */
@@ -909,14 +1099,17 @@ has_avx512bf16(void)
 static const rl_kernel_ops kernel_table[] = {
 #ifdef RL_HAVE_X86
 	{"avx512bf16", has_avx512bf16, sigmoid_avx512, tanh_avx512, max_avx2, expsum_avx512,
-	matvec_avx512, sumsq_avx2, adam_avx512, to_bf16_avx512bf16, matvec_bf16_avx512bf16},
+	matvec_avx512, sumsq_avx2, adam_avx512, to_bf16_avx512bf16, matvec_bf16_avx512bf16,
+	matvec_i8_avx512},
 	{"avx512", has_avx512, sigmoid_avx512, tanh_avx512, max_avx2, expsum_avx512,
-	matvec_avx512, sumsq_avx2, adam_avx512, to_bf16_avx512, matvec_bf16_avx512},
+	matvec_avx512, sumsq_avx2, adam_avx512, to_bf16_avx512, matvec_bf16_avx512,
+	matvec_i8_avx512},
 	{"avx2+fma", has_avx2_fma, sigmoid_avx2, tanh_avx2, max_avx2, expsum_avx2,
-	matvec_avx2, sumsq_avx2, adam_avx2, to_bf16_avx2, matvec_bf16_avx2},
+	matvec_avx2, sumsq_avx2, adam_avx2, to_bf16_avx2, matvec_bf16_avx2, matvec_i8_avx2},
 #endif
 	{"portable", always, sigmoid_portable, tanh_portable, max_portable, expsum_portable,
-	matvec_portable, sumsq_portable, adam_portable, to_bf16_portable, matvec_bf16_portable},
+	matvec_portable, sumsq_portable, adam_portable, to_bf16_portable, matvec_bf16_portable,
+	matvec_i8_portable},
 };
 
 #define N_KERNEL_SETS ((int) (sizeof(kernel_table) / sizeof(kernel_table[0])))
@@ -1058,4 +1251,12 @@ float
 rl_bf16_to_float(uint16_t h)
 {
 	return bf16_value(h);
+}
+
+/* y = diag(scale) Q x, or y += it; Q int8 row-major [n, k], sums in fp32. */
+void
+rl_k_matvec_i8(const int8_t *q, const float *scale, int n, int k, const float *x,
+			   float *y, int accumulate)
+{
+	ops()->matvec_i8 (q, scale, n, k, x, y, accumulate);
 }

@@ -86,7 +86,8 @@ typedef enum rl_precision
 {
 	RL_PREC_FP32 = 0,
 	RL_PREC_BF16 = 1,
-	RL_PREC_AUTO = 2
+	RL_PREC_AUTO = 2,
+	RL_PREC_INT8 = 3			/* scoring only: the one-row products from int8 weights */
 } rl_precision;
 
 #define RL_MAX_BACKENDS 4
@@ -118,11 +119,21 @@ extern void rl_sgemm(int transa, int transb, int m, int n, int k,
 					 float beta, float *c, int ldc);
 
 /*
- * The products of one pass (a trainer's, a stream's) in bf16: the weights
- * [w, w + nw), their bf16 copy, and scratch for converting the other
- * operand of a product (two of cap elements).  bf16 = 0 (or no rl_prod at
- * all) means fp32.
+ * The products of one pass (a trainer's, a stream's) in reduced precision:
+ * the weights [w, w + nw), and either their bf16 copy with scratch for
+ * converting the other operand of a product (two of cap elements), or (a
+ * stream's only) an int8 copy of its weight matrices with one scale per
+ * row, which the one-row products read.  Neither (or no rl_prod at all)
+ * means fp32.
  */
+typedef struct rl_prod_matrix
+{
+	size_t		off;			/* of its first weight in w */
+	size_t		rows,
+				cols;
+	size_t		scale0;			/* its first row's scale */
+} rl_prod_matrix;
+
 typedef struct rl_prod
 {
 	int			bf16;
@@ -131,12 +142,19 @@ typedef struct rl_prod
 	uint16_t   *w16;
 	uint16_t   *scratch;
 	size_t		cap;
+	int			int8;
+	int8_t	   *w8;				/* [nw]; the matrices' entries filled */
+	float	   *scales;
+	int			nmats;
+	rl_prod_matrix mats[2 * RL_MAX_LAYERS + 1];
 } rl_prod;
 
 extern size_t rl_prod_bytes(size_t nw, size_t cap);
 extern rl_status rl_prod_init(rl_env *env, rl_prod *p, const float *w, size_t nw,
 							  size_t cap);
 extern void rl_prod_sync(rl_prod *p);
+struct rl_model;
+extern rl_status rl_prod_init_int8(rl_env *env, rl_prod *p, const struct rl_model *m);
 extern void rl_prod_free(rl_env *env, rl_prod *p);
 extern void rl_mm(const rl_prod *p, int ta, int tb, int m, int n, int k,
 				  float alpha, const float *a, int lda, const float *b, int ldb,
@@ -191,6 +209,8 @@ extern void rl_k_to_bf16(const float *x, uint16_t *y, size_t n);
 extern void rl_k_matvec_bf16(const uint16_t *a, int n, int k, const float *x, float *y,
 							 int accumulate);
 extern float rl_bf16_to_float(uint16_t h);
+extern void rl_k_matvec_i8(const int8_t *q, const float *scale, int n, int k,
+						   const float *x, float *y, int accumulate);
 
 /* ---------- configuration and parameters ---------- */
 

@@ -114,7 +114,7 @@ find_spec(const char *key)
 
 static const char *choice_name(const OptSpec *spec, int value);
 
-/* Fills the choices that come from the core (the precisions); at module load. */
+/* Fills the choices that come from the core (the precisions of training, not int8); at module load. */
 void
 rnnlm_options_init(void)
 {

@@ -28,7 +28,7 @@ int			rnnlm_precision = RL_PREC_FP32;
 int			rnnlm_backend = 0;
 
 /* The settings' values, built from the core's lists of precisions and backends. */
-static struct config_enum_entry precision_options[RL_PREC_AUTO + 2];
+static struct config_enum_entry precision_options[RL_PREC_INT8 + 2];
 static struct config_enum_entry backend_options[RL_MAX_BACKENDS + 2];
 
 /* Sets one enum value. */
@@ -46,7 +46,7 @@ build_enum_options(void)
 {
 	int			i;
 
-	for (i = 0; i <= RL_PREC_AUTO; i++)
+	for (i = 0; i <= RL_PREC_INT8; i++)
 		set_entry(&precision_options[i], rl_precision_name((rl_precision) i), i);
 	set_entry(&backend_options[0], "auto", 0);
 	for (i = 0; rl_backend_name(i) && i < RL_MAX_BACKENDS; i++)
@@ -98,7 +98,8 @@ _PG_init(void)
 	DefineCustomEnumVariable("rnnlm.precision",
 							 "Precision of the matrix products of rnnlm's scoring and generation.",
 							 "fp32 (exact, the default), bf16 (bf16 inputs, fp32 sums; needs a "
-							 "processor with AVX512_BF16 or AMX-BF16) or auto (bf16 where it runs).",
+							 "processor with AVX512_BF16 or AMX-BF16), auto (bf16 where it runs) "
+							 "or int8 (one-row products from int8 weights, on any processor).",
 							 &rnnlm_precision,
 							 RL_PREC_FP32, precision_options,
 							 PGC_USERSET,

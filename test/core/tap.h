@@ -73,9 +73,9 @@ extern void test_compute(void);
 #else
 #define TEST_KERNEL_SETS		1
 #endif
-#define TEST_KERNEL_SET_POINTS	6
+#define TEST_KERNEL_SET_POINTS	7
 #define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
 #define TEST_RUN_POINTS			72
-#define TEST_COMPUTE_POINTS		21
+#define TEST_COMPUTE_POINTS		24
 
 #endif							/* RNNLM_TEST_TAP_H */

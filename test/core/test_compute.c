@@ -9,7 +9,8 @@
  * AMX-BF16 and are skipped, with a message, on a processor without them,
  * but the reference backend runs bf16 everywhere, so the bf16 paths of
  * training and scoring (the weights' copy, its refresh, the operands'
- * conversion, checkpoints) are covered on every machine.
+ * conversion, checkpoints) are covered on every machine.  int8 scoring runs
+ * on every processor.
  */
 #include "tap.h"
 
@@ -387,6 +388,62 @@ check_bf16_model(rl_env *env)
 	rl_model_free(env, m16);
 }
 
+/* int8 scoring: the quantization's error bound, its effect per token, batched scoring untouched. */
+static void
+check_int8(rl_env *env)
+{
+	rl_model   *m = test_model(env, RL_CELL_LSTM, 24, 16, 32, 2, 0.3, 7);
+	rl_prod		p;
+	double		row32[NDOC * (DOCLEN + 1)],
+				row8[NDOC * (DOCLEN + 1)],
+				b32[NDOC],
+				b8[NDOC],
+				worst = 0,
+				mad = 0;
+	int			i,
+				d,
+				same = 1;
+	size_t		n = 0;
+
+	if (rl_prod_init_int8(env, &p, m) != RL_OK)
+		tap_bail("int8: %s", env->errmsg);
+	for (i = 0; i < p.nmats; i++)
+	{
+		const rl_prod_matrix *mx = &p.mats[i];
+		size_t		r,
+					j;
+
+		for (r = 0; r < mx->rows; r++)
+			for (j = 0; j < mx->cols; j++)
+			{
+				size_t		o = mx->off + r * mx->cols + j;
+				float		sc = p.scales[mx->scale0 + r];
+
+				worst = fmax(worst, fabs(p.w8[o] * sc - m->params[o]) / sc);
+			}
+	}
+	tap_ok(p.nmats == 5 && worst <= 0.5 + 1e-4,
+		   "int8 weights are within half a step of the fp32 ones, one scale per row of each of the %d matrices (worst %.4f steps)",
+		   p.nmats, worst);
+	rl_prod_free(env, &p);
+
+	score_docs(env, m, RL_PREC_FP32, row32, b32);
+	score_docs(env, m, RL_PREC_INT8, row8, b8);
+	for (d = 0; d < NDOC; d++)
+	{
+		size_t		t;
+
+		for (t = 0; t <= (size_t) (DOCLEN - 3 * d); t++, n++)
+			mad += fabs(row8[d * (DOCLEN + 1) + t] - row32[d * (DOCLEN + 1) + t]);
+		same &= b8[d] == b32[d];
+	}
+	mad /= (double) n;
+	tap_ok(mad > 0 && mad < 0.05,
+		   "int8 per-row scoring differs from fp32 by %.4e nats per token on average (tolerance 0.05)", mad);
+	tap_ok(same, "batched scoring with precision int8 is fp32, bit for bit (int8 is for one-row products)");
+	rl_model_free(env, m);
+}
+
 /* A bf16 run's checkpoint resumes only in bf16, and then exactly. */
 static void
 check_bf16_checkpoint(rl_env *env)
@@ -540,6 +597,7 @@ test_compute(void)
 	check_resolve(&env);
 	check_bf16_model(&env);
 	check_bf16_checkpoint(&env);
+	check_int8(&env);
 	check_idle();
 	check_memory_estimate();
 	tap_ok(test_live_blocks() == live, "the compute tests free everything they allocate");

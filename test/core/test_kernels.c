@@ -120,6 +120,38 @@ check_bf16(const char *mode, rl_rng *rng)
 			}
 		}
 	tap_ok(mv < 1e-5, "%s bf16 one-row products match float64 on the bf16-rounded inputs (%.2e)", mode, mv);
+
+	/* the int8 one-row product: diag(scale) Q qx sx, qx the activations as 13-bit integers */
+	mv = 0;
+	for (n = 1; n <= MAXN; n++)
+		for (rows = 1; rows <= 13; rows += 4)
+		{
+			int8_t		q8[13 * MAXN];
+			float		sc[13];
+			double		vmax = 0;
+
+			for (i = 0; i < rows * n; i++)
+				q8[i] = (int8_t) ((int) (rl_rng_next(rng) % 255) - 127);
+			for (i = 0; i < rows; i++)
+				sc[i] = 0.001f * (float) (i + 1);
+			fill(v, n, 1.0, rng);
+			for (j = 0; j < n; j++)
+				vmax = fmax(vmax, fabs(v[j]));
+			for (i = 0; i < rows; i++)
+				out[i] = 0.5f;
+			rl_k_matvec_i8(q8, sc, rows, n, v, out, 1);
+			for (i = 0; i < rows; i++)
+			{
+				double		s = 0,
+							sx = vmax / 4095.0;
+
+				for (j = 0; j < n; j++)
+					s += (double) q8[i * n + j] * (vmax > 0 ? nearbyint(v[j] / sx) : 0);
+				s = 0.5 + s * sc[i] * sx;
+				mv = fmax(mv, fabs(out[i] - s) / fmax(1.0, fabs(s)));
+			}
+		}
+	tap_ok(mv < 1e-5, "%s int8 one-row products match float64 on 13-bit integer activations (%.2e)", mode, mv);
 }
 
 /* Worst errors of one kernel mode; returns the count of bad cases. */

@@ -8,7 +8,7 @@
 # the core from the feature flags instead.  An older core forced by the
 # user (OPENBLAS_CORETYPE=Prescott) is kept and reported.  Every variant
 # scores like the native kernels: every backend of the matrix products in
-# fp32 within 1e-5, in bf16 (where it runs) within 1%; the forced
+# fp32 within 1e-5, in bf16 (where it runs) within 1%, int8 within 2%; the forced
 # fallbacks (the portable vector kernels, a machine without oneDNN) too.
 use strict;
 use warnings;
@@ -189,6 +189,12 @@ CREATE TABLE rt_docs AS
 			ok($worst < 1e-2 && $worst > 0, sprintf('backend %s, bf16: within 1%% of the fp32 perplexities (worst relative difference %.2g)',
 				$backend, $worst));
 		}
+	}
+	# int8 runs on every processor: within 2% of the fp32 perplexities
+	{
+		my @s = split ' ', $n->safe_psql('postgres', "SET rnnlm.precision = 'int8'; $scores_sql");
+		my $worst = worst_of(@s);
+		ok($worst < 2e-2 && $worst > 0, sprintf('int8: within 2%% of the fp32 perplexities (worst relative difference %.2g)', $worst));
 	}
 	# bf16 where the processor lacks it: an error, and auto is fp32
 	SKIP:
