@@ -448,6 +448,8 @@ rl_mm(const rl_prod *p, int ta, int tb, int m, int n, int k,
 {
 	const uint16_t *a16,
 			   *b16;
+	int			lda16,
+				ldb16;
 
 	/* int8: one stream's one-row products on the weights' int8 copy */
 	if (p && p->int8 && m == 1 && tb && !ta && ldb == k && alpha == 1.0f &&
@@ -466,14 +468,17 @@ rl_mm(const rl_prod *p, int ta, int tb, int m, int n, int k,
 		rl_k_matvec_bf16(p->w16 + (b - p->w), n, k, a, c, beta == 1.0f);
 		return;
 	}
-	a16 = operand16(p, a, ta ? k : m, ta ? m : k, &lda, 0);
-	b16 = operand16(p, b, tb ? n : k, tb ? k : n, &ldb, 1);
+	/* the converted operands' leading dimensions may differ from the fp32 ones */
+	lda16 = lda;
+	ldb16 = ldb;
+	a16 = operand16(p, a, ta ? k : m, ta ? m : k, &lda16, 0);
+	b16 = operand16(p, b, tb ? n : k, tb ? k : n, &ldb16, 1);
 	if (a16 == NULL || b16 == NULL)
 	{
 		rl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 		return;
 	}
-	bf16_backend->gemm_bf16(ta, tb, m, n, k, alpha, a16, lda, b16, ldb, beta, c, ldc);
+	bf16_backend->gemm_bf16(ta, tb, m, n, k, alpha, a16, lda16, b16, ldb16, beta, c, ldc);
 }
 
 /* ---------------- the reference backend ---------------- */

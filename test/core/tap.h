@@ -76,6 +76,6 @@ extern void test_compute(void);
 #define TEST_KERNEL_SET_POINTS	7
 #define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
 #define TEST_RUN_POINTS			72
-#define TEST_COMPUTE_POINTS		24
+#define TEST_COMPUTE_POINTS		25
 
 #endif							/* RNNLM_TEST_TAP_H */

@@ -249,6 +249,17 @@ check_bf16_products(rl_env *env)
 		tap_ok(e < 1e-5, "backend %s: bf16 products match float64 on bf16-rounded inputs (%.2e)",
 			   name, e);
 	}
+	/* an operand too large for the scratch: the product runs in fp32, correctly */
+	rl_compute_use("reference", err, sizeof(err));
+	if (rl_prod_init(env, &p, &dummy, 1, 1) != RL_OK)
+		tap_bail("rl_prod_init: %s", env->errmsg);
+	{
+		double		e = product_error(&p, 0);
+
+		tap_ok(e < 1e-5, "a bf16 product whose operand does not fit the scratch runs in fp32 (%.2e)", e);
+	}
+	rl_prod_free(env, &p);
+	rl_compute_use("auto", err, sizeof(err));
 }
 
 /* The weights' copy is what bf16 products read, until it is refreshed. */
@@ -258,6 +269,7 @@ check_weight_copy(rl_env *env)
 	float		w[4 * 8],
 				x[8],
 				y[4];
+	char		err[RL_ERRMSG_LEN];
 	rl_prod		p;
 	int			i;
 	double		before,
@@ -267,6 +279,7 @@ check_weight_copy(rl_env *env)
 		w[i] = 0.25f;
 	for (i = 0; i < 8; i++)
 		x[i] = 1.0f;
+	rl_compute_use("reference", err, sizeof(err));
 	if (rl_prod_init(env, &p, w, 32, 64) != RL_OK)
 		tap_bail("rl_prod_init: %s", env->errmsg);
 	w[0] = 100.0f;
@@ -276,6 +289,7 @@ check_weight_copy(rl_env *env)
 	rl_mm(&p, 0, 1, 1, 4, 8, 1.0f, x, 8, w, 8, 0.0f, y, 4);
 	after = y[0];
 	rl_prod_free(env, &p);
+	rl_compute_use("auto", err, sizeof(err));
 	tap_ok(before == 2.0 && after == 100.0f + 1.75f,
 		   "bf16 products read the weights' copy, which rl_prod_sync refreshes (%g, then %g)",
 		   before, after);
