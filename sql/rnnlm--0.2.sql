@@ -474,6 +474,15 @@ ALTER FUNCTION rnnlm_token_logprobs(text, text) SUPPORT rnnlm.planner_support;
 ALTER FUNCTION rnnlm_generate(text, text, integer, double precision, integer, double precision, bigint)
     SUPPORT rnnlm.planner_support;
 
+CREATE FUNCTION rnnlm_next_tokens(model_name text, prefix text, k integer DEFAULT 10,
+                                  OUT token text, OUT probability double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_next_tokens'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10000 ROWS 10
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_next_tokens(text, text, integer) IS
+    'the k most likely next tokens after a prefix, most likely first, with their probabilities';
+
 CREATE FUNCTION rnnlm_runtime()
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'rnnlm_runtime'

@@ -349,6 +349,8 @@ typedef struct rl_sample_opts
 extern size_t rl_sample_work_size(int32_t n);
 extern int32_t rl_sample(float *logits, int32_t n, const rl_sample_opts *o,
 						 rl_rng *rng, void *work);
+/* The ids of the k highest logits, highest first (ties in id order); returns how many. */
+extern int32_t rl_top_k(const float *logits, int32_t n, int32_t k, int32_t *out);
 
 /* ---------- inference on one stream (infer.c) ---------- */
 

@@ -153,3 +153,87 @@ rl_sample(float *logits, int32_t n, const rl_sample_opts *o, rl_rng *rng, void *
 	}
 	return c[k - 1].id;
 }
+
+/* Whether entry a of logits ranks below entry b: a lower logit, or equal and a later id. */
+static int
+ranks_below(const float *logits, int32_t a, int32_t b)
+{
+	return logits[a] < logits[b] || (logits[a] == logits[b] && a > b);
+}
+
+/* Restores the min-heap order of heap[0..n) below position i (the lowest ranked on top). */
+static void
+sift_down(const float *logits, int32_t *heap, int32_t n, int32_t i)
+{
+	for (;;)
+	{
+		int32_t		l = 2 * i + 1,
+					r = l + 1,
+					m = i,
+					t;
+
+		if (l < n && ranks_below(logits, heap[l], heap[m]))
+			m = l;
+		if (r < n && ranks_below(logits, heap[r], heap[m]))
+			m = r;
+		if (m == i)
+			return;
+		t = heap[i];
+		heap[i] = heap[m];
+		heap[m] = t;
+		i = m;
+	}
+}
+
+/*
+ * The ids of the k highest logits (at most n), highest first, ties in id
+ * order, into out[0..k); returns how many.  NaN logits rank lowest.  A
+ * heap of k: O(n log k).
+ */
+int32_t
+rl_top_k(const float *logits, int32_t n, int32_t k, int32_t *out)
+{
+	int32_t		size = 0,
+				i;
+
+	if (k > n)
+		k = n;
+	if (k <= 0)
+		return 0;
+	for (i = 0; i < n; i++)
+	{
+		if (isnan(logits[i]))
+			continue;
+		if (size < k)
+		{
+			int32_t		j = size++;
+
+			out[j] = i;
+			/* sift up */
+			while (j > 0 && ranks_below(logits, out[j], out[(j - 1) / 2]))
+			{
+				int32_t		p = (j - 1) / 2,
+							t = out[p];
+
+				out[p] = out[j];
+				out[j] = t;
+				j = p;
+			}
+		}
+		else if (ranks_below(logits, out[0], i))
+		{
+			out[0] = i;
+			sift_down(logits, out, size, 0);
+		}
+	}
+	/* heap order to highest first: pop the lowest to the end, repeatedly */
+	for (i = size - 1; i > 0; i--)
+	{
+		int32_t		t = out[0];
+
+		out[0] = out[i];
+		out[i] = t;
+		sift_down(logits, out, i, 0);
+	}
+	return size;
+}

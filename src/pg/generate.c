@@ -1,7 +1,8 @@
 /*
  * generate.c
  *		rnnlm_generate: condition on a prompt, then sample until max_tokens
- *		or the end-of-document token.
+ *		or the end-of-document token; rnnlm_next_tokens: the most likely
+ *		next tokens after a prefix.
  */
 #include "rnnlm_pg.h"
 
@@ -10,9 +11,36 @@
 #include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(rnnlm_generate);
+PG_FUNCTION_INFO_V1(rnnlm_next_tokens);
+
+/*
+ * Feeds the document start and then the tokens of the UTF-8 text to the
+ * loaded model's stream, whose logits then predict what follows.
+ */
+static void
+condition_on(RnnlmLoaded *lm, rl_env *env, const char *u, size_t len)
+{
+	const rl_model *m = lm->model;
+	int32_t    *ids;
+	size_t		n,
+				i;
+
+	if (rl_tokenize(env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
+					&ids, &n) != RL_OK)
+		rnnlm_raise(env, "tokenizing the prompt");
+	rl_state_reset(lm->state);
+	rl_state_feed(lm->state, RL_TOKEN_EOD);
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		rl_state_feed(lm->state, ids[i]);
+	}
+	pfree(ids);
+}
 
 /* Generates a continuation of the prompt. */
 Datum
@@ -25,10 +53,7 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 	const rl_model *m;
 	rl_rng		rng;
 	rl_env		env;
-	int32_t    *ids;
-	size_t		n,
-				len,
-				i;
+	size_t		len;
 	char	   *u;
 	StringInfoData out;
 	int32		produced = 0;
@@ -78,17 +103,7 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 	}
 	else
 		u = rnnlm_text_to_utf8(PG_GETARG_TEXT_PP(1), &len);
-	if (rl_tokenize(&env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
-					&ids, &n) != RL_OK)
-		rnnlm_raise(&env, "tokenizing the prompt");
-
-	rl_state_reset(lm->state);
-	rl_state_feed(lm->state, RL_TOKEN_EOD);
-	for (i = 0; i < n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		rl_state_feed(lm->state, ids[i]);
-	}
+	condition_on(lm, &env, u, len);
 
 	initStringInfo(&out);
 	while (produced < max_tokens)
@@ -109,4 +124,62 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 		rl_state_feed(lm->state, tok);
 	}
 	PG_RETURN_TEXT_P(rnnlm_utf8_to_text(out.data, out.len));
+}
+
+/*
+ * The k most likely next tokens after the prefix, most likely first (ties
+ * in vocabulary order), with their probabilities; <eod> and <unk> appear
+ * under those names when they rank.
+ */
+Datum
+rnnlm_next_tokens(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	int32		k = PG_GETARG_INT32(2);
+	RnnlmLoaded *lm;
+	const rl_model *m;
+	rl_env		env;
+	size_t		len;
+	char	   *u;
+	const float *z;
+	float		mx;
+	double		sum;
+	int32_t    *top;
+	int32_t		count,
+				i,
+				V;
+
+	if (k < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be at least 1")));
+	InitMaterializedSRF(fcinfo, 0);
+	lm = rnnlm_get_model(fcinfo, name);
+	m = lm->model;
+	V = m->cfg.vocab_size;
+	rnnlm_use_precision(lm);
+	rnnlm_env_init(&env, CurrentMemoryContext, false);
+	u = rnnlm_text_to_utf8(PG_GETARG_TEXT_PP(1), &len);
+	condition_on(lm, &env, u, len);
+
+	/* the softmax of the logits, for the k that rank highest */
+	z = lm->state->logits;
+	top = palloc(sizeof(int32_t) * (k < V ? k : V));
+	count = rl_top_k(z, V, k, top);
+	mx = rl_k_max(z, V);
+	sum = rl_k_expsum(z, V, mx, NULL);
+	for (i = 0; i < count; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		size_t		tlen;
+		const char *t = rl_vocab_token(m->vocab, top[i], &tlen);
+		double		p = exp((double) z[top[i]] - mx) / sum;
+
+		values[0] = PointerGetDatum(rnnlm_utf8_to_text(t, tlen));
+		values[1] = Float8GetDatum(isfinite(p) ? p : 0.0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -242,5 +242,49 @@ test_sampling(void)
 			   draw(two, 2, 0.0, 0, 1.0, &rng, work) == RL_TOKEN_EOD,
 			   "with only <eod> and <unk>, <eod> is drawn");
 	}
+
+	/* rl_top_k against a full ranking by selection, with ties and a NaN */
+	{
+		float		lg[300];
+		int32_t		got[300],
+					want[300];
+		unsigned char used[300];
+		int			n,
+					k,
+					wrong = 0,
+					cases = 0;
+
+		for (n = 1; n <= 300; n += 37)
+			for (k = 0; k <= n + 2; k += 1 + n / 5)
+			{
+				int32_t		c,
+							m,
+							r;
+
+				for (i = 0; i < n; i++)
+					lg[i] = (float) (rl_rng_next(&rng) % 17) * 0.5f;
+				if (n > 3)
+					lg[3] = NAN;
+				c = rl_top_k(lg, n, k, got);
+				/* the brute force: repeatedly the highest unused, lowest id first */
+				memset(used, 0, sizeof(used));
+				for (m = 0; m < (k < n ? k : n); m++)
+				{
+					int32_t		best = -1;
+
+					for (r = 0; r < n; r++)
+						if (!used[r] && !isnan(lg[r]) && (best < 0 || lg[r] > lg[best]))
+							best = r;
+					if (best < 0)
+						break;
+					used[best] = 1;
+					want[m] = best;
+				}
+				wrong += c != m || (c > 0 && memcmp(got, want, sizeof(int32_t) * c) != 0);
+				cases++;
+			}
+		tap_ok(wrong == 0, "rl_top_k ranks like a full sort, highest first, ties in id order, NaN last (%d of %d cases wrong)",
+			   wrong, cases);
+	}
 	free(work);
 }

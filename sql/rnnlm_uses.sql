@@ -1,0 +1,54 @@
+--
+-- rnnlm_uses: what a trained model is used for besides scoring and
+-- generating: rnnlm_next_tokens, the most likely next tokens after a prefix.
+--
+SET client_min_messages = warning;
+CREATE TABLE us_docs AS
+SELECT i, 'ticket ' || i || ': the printer on floor ' || (i % 7) || ' is out of toner' AS body
+  FROM generate_series(1, 150) AS i;
+SELECT rnnlm_train('us_char', 'SELECT body FROM us_docs',
+                   '{"tokenizer": "char", "cell": "gru", "epochs": 3, "hidden_size": 32,
+                     "embedding_dim": 8, "num_layers": 1, "batch_size": 8, "seq_len": 24,
+                     "learning_rate": 0.01}')->'epochs_run' AS epochs_run;
+SELECT rnnlm_train('us_word', 'SELECT body FROM us_docs',
+                   '{"epochs": 3, "hidden_size": 16, "embedding_dim": 8, "num_layers": 1,
+                     "batch_size": 4, "seq_len": 8, "learning_rate": 0.01}')->'epochs_run' AS epochs_run;
+
+-- k rows, most likely first, probabilities in (0, 1] summing to at most 1
+SELECT count(*) AS k_rows,
+       bool_and(probability > 0 AND probability <= 1) AS in_range,
+       sum(probability) <= 1 + 1e-9 AS sum_at_most_1
+  FROM rnnlm_next_tokens('us_char', 'the printer on fl', 5);
+SELECT bool_and(p >= next_p) AS descending
+  FROM (SELECT probability AS p, lead(probability, 1, 0) OVER (ORDER BY ordinality) AS next_p
+          FROM rnnlm_next_tokens('us_char', 'the printer on fl', 5) WITH ORDINALITY) s;
+-- the model has learned the obvious continuation
+SELECT token FROM rnnlm_next_tokens('us_char', 'the printer on fl', 1);
+SELECT token FROM rnnlm_next_tokens('us_word', 'the printer is out of', 1);
+
+-- the probabilities are the model's: each one is exp of what rnnlm_token_logprobs
+-- gives that token (within 1e-5: scoring runs a document's steps as matrix
+-- products, generation one step at a time)
+SELECT bool_and(abs(ln(n.probability) - t.logprob) < 1e-5) AS agrees_with_token_logprobs
+  FROM rnnlm_next_tokens('us_char', 'ticket 1', 4) n,
+       LATERAL (SELECT logprob FROM rnnlm_token_logprobs('us_char', 'ticket 1' || n.token)
+                 WHERE position = 9) t;
+
+-- every token: the whole distribution, <eod> and <unk> under those names
+SELECT count(*) = (SELECT vocab_size FROM rnnlm.models WHERE name = 'us_char') AS whole_vocabulary,
+       abs(sum(probability) - 1) < 1e-6 AS sums_to_1,
+       bool_or(token = '<eod>') AS has_eod, bool_or(token = '<unk>') AS has_unk
+  FROM rnnlm_next_tokens('us_char', 'ticket', 100000);
+-- after a whole document, the end of the document is the likeliest next token
+SELECT token FROM rnnlm_next_tokens('us_word', 'ticket 4 the printer on floor 4 is out of toner', 1);
+-- an empty prefix predicts the first token of a document
+SELECT token FROM rnnlm_next_tokens('us_word', '', 1);
+
+-- the default k, NULLs, bad arguments
+SELECT count(*) AS default_k FROM rnnlm_next_tokens('us_char', 'ticket');
+SELECT count(*) AS null_prefix FROM rnnlm_next_tokens('us_char', NULL);
+SELECT * FROM rnnlm_next_tokens('us_char', 'ticket', 0);
+SELECT * FROM rnnlm_next_tokens('us_nope', 'ticket');
+
+SELECT rnnlm_drop(name) FROM rnnlm.models WHERE name LIKE 'us\_%' ORDER BY name;
+DROP TABLE us_docs;
