@@ -483,6 +483,23 @@ SUPPORT rnnlm.planner_support;
 COMMENT ON FUNCTION rnnlm_next_tokens(text, text, integer) IS
     'the k most likely next tokens after a prefix, most likely first, with their probabilities';
 
+CREATE FUNCTION rnnlm_embed(model_name text, input text, pooling text DEFAULT 'mean')
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'rnnlm_embed'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_embed(text, text, text) IS
+    'a text as a vector: the top layer''s hidden states after its tokens, their mean or the last';
+
+CREATE FUNCTION rnnlm_embed(model_name text, inputs text[], pooling text DEFAULT 'mean',
+                            OUT ordinality integer, OUT embedding real[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_embed_array'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 100000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_embed(text, text[], text) IS
+    'many texts as vectors, one row per element in order (NULL for a NULL element)';
+
 CREATE FUNCTION rnnlm_runtime()
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'rnnlm_runtime'

@@ -1,6 +1,7 @@
 --
 -- rnnlm_uses: what a trained model is used for besides scoring and
--- generating: rnnlm_next_tokens, the most likely next tokens after a prefix.
+-- generating: rnnlm_next_tokens, the most likely next tokens after a
+-- prefix; rnnlm_embed, a text as a vector.
 --
 SET client_min_messages = warning;
 CREATE TABLE us_docs AS
@@ -49,6 +50,32 @@ SELECT count(*) AS default_k FROM rnnlm_next_tokens('us_char', 'ticket');
 SELECT count(*) AS null_prefix FROM rnnlm_next_tokens('us_char', NULL);
 SELECT * FROM rnnlm_next_tokens('us_char', 'ticket', 0);
 SELECT * FROM rnnlm_next_tokens('us_nope', 'ticket');
+
+-- rnnlm_embed: hidden_size reals, the same for the same text, mean and last differ
+CREATE FUNCTION us_cos(a real[], b real[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+  SELECT sum(x * y) / sqrt(sum(x * x) * sum(y * y))
+    FROM unnest(a, b) AS u(x, y) $$;
+SELECT array_length(rnnlm_embed('us_word', 'the printer is out of toner'), 1) AS dims,
+       rnnlm_embed('us_word', 'the printer is out of toner')
+         = rnnlm_embed('us_word', 'the printer is out of toner') AS deterministic,
+       rnnlm_embed('us_word', 'the printer is out of toner', 'last')
+         <> rnnlm_embed('us_word', 'the printer is out of toner', 'mean') AS pooling_differs,
+       rnnlm_embed('us_word', 'ticket 3 the printer', 'last')
+         = rnnlm_embed('us_word', 'ticket 3 the printer') AS not_last_by_default;
+-- a near-paraphrase is closer than a text of other words
+SELECT us_cos(rnnlm_embed('us_char', 'the printer on floor 2 is out of toner'),
+              rnnlm_embed('us_char', 'the printer on floor 5 is out of toner'))
+     > us_cos(rnnlm_embed('us_char', 'the printer on floor 2 is out of toner'),
+              rnnlm_embed('us_char', 'qqq zzz xxx')) + 0.05 AS paraphrase_closer;
+-- the batch form: one row per element, in order, equal to the single form; NULL for NULL
+SELECT ordinality, embedding IS NULL AS is_null,
+       embedding = rnnlm_embed('us_char', (ARRAY['ticket 1', NULL, 'floor 3'])[ordinality]) AS same
+  FROM rnnlm_embed('us_char', ARRAY['ticket 1', NULL, 'floor 3']);
+SELECT count(*) AS empty_rows FROM rnnlm_embed('us_char', ARRAY[]::text[]);
+SELECT array_length(rnnlm_embed('us_char', ''), 1) AS empty_text_dims;
+SELECT rnnlm_embed('us_char', 'ticket', 'max');
+SELECT rnnlm_embed('us_char', NULL) IS NULL AS null_input;
+DROP FUNCTION us_cos(real[], real[]);
 
 SELECT rnnlm_drop(name) FROM rnnlm.models WHERE name LIKE 'us\_%' ORDER BY name;
 DROP TABLE us_docs;

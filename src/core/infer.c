@@ -211,6 +211,48 @@ chunk_layer(rl_state *s, int l, int T)
 }
 
 /*
+ * Runs positions pos .. pos+T-1 of a document through every layer, from
+ * the state the previous chunk left: position p has the input ids[p-1]
+ * (<eod> at 0).  s->cx then holds the top layer's h of each position.
+ */
+static void
+chunk_forward(rl_state *s, const int32_t *ids, size_t pos, int T)
+{
+	const rl_model *m = s->m;
+	int32_t		V = m->cfg.vocab_size;
+	int			E = m->cfg.embedding_dim,
+				t,
+				l;
+
+	for (t = 0; t < T; t++)
+	{
+		size_t		p = pos + t;
+		int32_t		in = p == 0 ? RL_TOKEN_EOD : ids[p - 1];
+
+		if (in < 0 || in >= V)
+			in = RL_TOKEN_UNK;
+		s->cin[t] = in;
+		memcpy(s->cx + (size_t) t * E, m->emb + (size_t) in * E, E * sizeof(float));
+	}
+	for (l = 0; l < m->cfg.num_layers; l++)
+	{
+		float	   *swap;
+
+		chunk_layer(s, l, T);
+		swap = s->cx;
+		s->cx = s->cy;
+		s->cy = swap;
+	}
+}
+
+/* Positions in the chunk at pos of a document of n tokens (n + 1 in all). */
+static int
+chunk_len(size_t n, size_t pos)
+{
+	return (int) ((n + 1 - pos) < RL_SCORE_CHUNK ? n + 1 - pos : RL_SCORE_CHUNK);
+}
+
+/*
  * Scores a document (ids, then end of document) from the document-start
  * state.  Returns the summed negative log-likelihood (nats) and how many of
  * the n + 1 predictions had the target as their top-1 token; the
@@ -221,10 +263,8 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 		 double *nll, size_t *correct, double *token_logprobs)
 {
 	const rl_model *m = s->m;
-	const rl_config *c = &m->cfg;
-	int32_t		V = c->vocab_size;
-	int			E = c->embedding_dim,
-				H = c->hidden_size;
+	int32_t		V = m->cfg.vocab_size;
+	int			H = m->cfg.hidden_size;
 	double		total = 0.0;
 	size_t		ok = 0,
 				pos;
@@ -233,32 +273,12 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 	/* position p has input ids[p-1] (EOD at 0) and target ids[p] (EOD at n) */
 	for (pos = 0; pos <= n; pos += RL_SCORE_CHUNK)
 	{
-		int			T = (int) ((n + 1 - pos) < RL_SCORE_CHUNK ? n + 1 - pos : RL_SCORE_CHUNK);
-		int			t,
-					l;
+		int			T = chunk_len(n, pos),
+					t;
 
 		if (!rl_tick(env))
 			return env->status;
-		for (t = 0; t < T; t++)
-		{
-			size_t		p = pos + t;
-			int32_t		in = p == 0 ? RL_TOKEN_EOD : ids[p - 1];
-
-			if (in < 0 || in >= V)
-				in = RL_TOKEN_UNK;
-			s->cin[t] = in;
-			memcpy(s->cx + (size_t) t * E, m->emb + (size_t) in * E, E * sizeof(float));
-		}
-		for (l = 0; l < c->num_layers; l++)
-		{
-			float	   *swap;
-
-			chunk_layer(s, l, T);
-			swap = s->cx;
-			s->cx = s->cy;
-			s->cy = swap;
-		}
-		/* s->cx now holds the top layer's h for each position */
+		chunk_forward(s, ids, pos, T);
 		for (t = 0; t < T; t++)
 			memcpy(s->clogits + (size_t) t * V, m->by, V * sizeof(float));
 		chunk_product(&s->prod, s->cx, T, H, m->why, V, s->clogits);
@@ -281,6 +301,58 @@ rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 	*nll = total;
 	if (correct)
 		*correct = ok;
+	return RL_OK;
+}
+
+/*
+ * A fixed-size vector of a document: the top layer's hidden state after
+ * each of its n tokens (read from the document start), their mean
+ * (pooling RL_POOL_MEAN) or the last (RL_POOL_LAST); for an empty document,
+ * the state after the document start.  out has hidden_size floats.
+ */
+rl_status
+rl_embed(rl_env *env, rl_state *s, const int32_t *ids, size_t n, rl_pooling pooling,
+		 float *out)
+{
+	int			H = s->m->cfg.hidden_size,
+				j;
+	double	   *sum = rl_alloc_array(env, (size_t) H, sizeof(double));
+	size_t		pos,
+				counted = 0;
+
+	if (sum == NULL)
+		return env->status;
+	rl_state_reset(s);
+	/* position 0 is the state after <eod>, position p that after token p - 1 */
+	for (pos = 0; pos <= n; pos += RL_SCORE_CHUNK)
+	{
+		int			T = chunk_len(n, pos),
+					t;
+
+		if (!rl_tick(env))
+		{
+			rl_free(env, sum);
+			return env->status;
+		}
+		chunk_forward(s, ids, pos, T);
+		for (t = 0; t < T; t++)
+		{
+			size_t		p = pos + t;
+			const float *h = s->cx + (size_t) t * H;
+
+			/* the states after the text's tokens; after <eod> only when it is empty */
+			if (n > 0 && p == 0)
+				continue;
+			if (pooling == RL_POOL_LAST && p != n)
+				continue;
+			for (j = 0; j < H; j++)
+				sum[j] += h[j];
+			counted++;
+		}
+	}
+	for (j = 0; j < H; j++)
+		out[j] = (float) (sum[j] / (double) counted);
+	rl_free(env, sum);
 	return RL_OK;
 }
 

@@ -394,6 +394,16 @@ extern void rl_state_free(rl_env *env, rl_state *s);
 extern rl_status rl_score(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
 						  double *nll, size_t *correct, double *token_logprobs);
 
+/* A document as one vector: the top layer's states after its tokens, pooled. */
+typedef enum rl_pooling
+{
+	RL_POOL_MEAN = 0,
+	RL_POOL_LAST = 1
+} rl_pooling;
+
+extern rl_status rl_embed(rl_env *env, rl_state *s, const int32_t *ids, size_t n,
+						  rl_pooling pooling, float *out);
+
 /*
  * Scores ndocs documents at once, batched across documents (similar lengths
  * together): nll[d] and correct[d] as rl_score gives them for docs[d] of

@@ -27,7 +27,8 @@
 
 /* The functions evaluated once per row, whose plans need no JIT. */
 static const char *const per_row_functions[] = {
-	"rnnlm_perplexity", "rnnlm_token_logprobs", "rnnlm_generate", "rnnlm_next_tokens"
+	"rnnlm_perplexity", "rnnlm_token_logprobs", "rnnlm_generate", "rnnlm_next_tokens",
+	"rnnlm_embed"
 };
 
 #define MAX_HASHES 32

@@ -63,7 +63,7 @@ extern void test_run(void);
 extern void test_compute(void);
 
 #define TEST_GRADIENTS_POINTS	60
-#define TEST_INFER_POINTS		18
+#define TEST_INFER_POINTS		19
 #define TEST_SAMPLING_POINTS	14
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		68

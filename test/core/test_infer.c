@@ -409,6 +409,72 @@ check_unk_and_reset(rl_env *env)
 }
 
 /* Runs the inference checks. */
+/*
+ * rl_embed against feeding the tokens one at a time: last pooling is the
+ * top layer's state after the last token, mean the average of the states
+ * after each token, the empty text the state after <eod>; over a document
+ * longer than a chunk, for every cell.
+ */
+static void
+check_embed(rl_env *env)
+{
+	double		worst = 0;
+	int			c;
+
+	for (c = RL_CELL_RNN; c <= RL_CELL_GRU; c++)
+	{
+		rl_model   *m = test_model(env, (rl_cell_kind) c, 23, 6, 10, 2, 0.6, 70 + c);
+		int			H = m->cfg.hidden_size;
+		size_t		n = RL_SCORE_CHUNK + 37,
+					i;
+		int32_t    *ids = malloc(sizeof(int32_t) * n);
+		double	   *mean = calloc((size_t) H, sizeof(double));
+		float		e_mean[10],
+					e_last[10],
+					e_empty[10],
+					after_eod[10];
+		rl_state   *s;
+		int			j;
+
+		for (i = 0; i < n; i++)
+			ids[i] = 2 + (int32_t) ((i * 5) % 21);
+		if (rl_state_create(env, m, &s) != RL_OK)
+			tap_bail("state: %s", env->errmsg);
+		rl_state_reset(s);
+		rl_state_feed(s, RL_TOKEN_EOD);
+		memcpy(after_eod, s->h + (size_t) (m->cfg.num_layers - 1) * H, sizeof(float) * H);
+		for (i = 0; i < n; i++)
+		{
+			rl_state_feed(s, ids[i]);
+			for (j = 0; j < H; j++)
+				mean[j] += s->h[(size_t) (m->cfg.num_layers - 1) * H + j] / (double) n;
+		}
+		/* s->h now holds the state after the last token */
+		{
+			float		last[10];
+
+			memcpy(last, s->h + (size_t) (m->cfg.num_layers - 1) * H, sizeof(float) * H);
+			if (rl_embed(env, s, ids, n, RL_POOL_MEAN, e_mean) != RL_OK ||
+				rl_embed(env, s, ids, n, RL_POOL_LAST, e_last) != RL_OK ||
+				rl_embed(env, s, ids, 0, RL_POOL_MEAN, e_empty) != RL_OK)
+				tap_bail("rl_embed: %s", env->errmsg);
+			for (j = 0; j < H; j++)
+			{
+				worst = fmax(worst, fabs(e_last[j] - last[j]));
+				worst = fmax(worst, fabs(e_mean[j] - mean[j]));
+				worst = fmax(worst, fabs(e_empty[j] - after_eod[j]));
+			}
+		}
+		rl_state_free(env, s);
+		rl_model_free(env, m);
+		free(ids);
+		free(mean);
+	}
+	tap_ok(worst < 1e-5,
+		   "rl_embed (mean, last, empty text) matches the states of feeding the tokens one at a time, for rnn, lstm and gru (%.2e)",
+		   worst);
+}
+
 void
 test_infer(void)
 {
@@ -419,6 +485,7 @@ test_infer(void)
 	test_env_init(&env);
 	live = test_live_blocks();
 	check_log_softmax();
+	check_embed(&env);
 	for (c = RL_CELL_RNN; c <= RL_CELL_GRU; c++)
 	{
 		rl_model   *m = test_model(&env, (rl_cell_kind) c, IV, IE, IH, IL, 0.7, 40 + c);
