@@ -486,26 +486,33 @@ rl_mm(const rl_prod *p, int ta, int tb, int m, int n, int k,
 /* Element (i, j) of op(X), X row-major with leading dimension ld. */
 #define OP(x, t, i, j, ld) ((t) ? (x)[(size_t) (j) * (ld) + (i)] : (x)[(size_t) (i) * (ld) + (j)])
 
+/*
+ * C = alpha op(A) op(B) + beta C as plain loops summing in fp32, each
+ * element read through LOAD (the fp32 and bf16 products differ only there).
+ */
+#define REFERENCE_GEMM(LOAD) \
+	do { \
+		int			i_, j_, q_; \
+		for (i_ = 0; i_ < m; i_++) \
+			for (j_ = 0; j_ < n; j_++) \
+			{ \
+				float		s_ = 0.0f; \
+				float	   *cij_ = c + (size_t) i_ * ldc + j_; \
+				for (q_ = 0; q_ < k; q_++) \
+					s_ += LOAD(OP(a, ta, i_, q_, lda)) * LOAD(OP(b, tb, q_, j_, ldb)); \
+				*cij_ = alpha * s_ + (beta == 0.0f ? 0.0f : beta * *cij_); \
+			} \
+	} while (0)
+
+#define AS_FP32(v) (v)
+
 /* fp32 products as plain loops. */
 void
 rl_reference_sgemm(int ta, int tb, int m, int n, int k, float alpha,
 				   const float *a, int lda, const float *b, int ldb,
 				   float beta, float *c, int ldc)
 {
-	int			i,
-				j,
-				q;
-
-	for (i = 0; i < m; i++)
-		for (j = 0; j < n; j++)
-		{
-			float		s = 0.0f;
-			float	   *cij = c + (size_t) i * ldc + j;
-
-			for (q = 0; q < k; q++)
-				s += OP(a, ta, i, q, lda) * OP(b, tb, q, j, ldb);
-			*cij = alpha * s + (beta == 0.0f ? 0.0f : beta * *cij);
-		}
+	REFERENCE_GEMM(AS_FP32);
 }
 
 /* bf16 products as plain loops, summing in fp32. */
@@ -514,21 +521,7 @@ rl_reference_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
 					   const uint16_t *a, int lda, const uint16_t *b, int ldb,
 					   float beta, float *c, int ldc)
 {
-	int			i,
-				j,
-				q;
-
-	for (i = 0; i < m; i++)
-		for (j = 0; j < n; j++)
-		{
-			float		s = 0.0f;
-			float	   *cij = c + (size_t) i * ldc + j;
-
-			for (q = 0; q < k; q++)
-				s += rl_bf16_to_float(OP(a, ta, i, q, lda)) *
-					rl_bf16_to_float(OP(b, tb, q, j, ldb));
-			*cij = alpha * s + (beta == 0.0f ? 0.0f : beta * *cij);
-		}
+	REFERENCE_GEMM(rl_bf16_to_float);
 }
 
 /* Always usable. */
