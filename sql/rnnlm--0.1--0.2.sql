@@ -261,6 +261,24 @@ SUPPORT rnnlm.planner_support;
 COMMENT ON FUNCTION rnnlm_embed(text, text[], text) IS
     'many texts as vectors, one row per element in order (NULL for a NULL element)';
 
+CREATE FUNCTION rnnlm_classify(models text[], input text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rnnlm_classify'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 20000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_classify(text[], text) IS
+    'the model (one per class) under which the input is most likely';
+
+CREATE FUNCTION rnnlm_classify_scores(models text[], input text,
+                                      OUT model text, OUT loss double precision,
+                                      OUT probability double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_classify_scores'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 20000 ROWS 2
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_classify_scores(text[], text) IS
+    'each model''s loss (nats per character) on the input and the probability of its class';
+
 CREATE FUNCTION rnnlm_runtime()
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'rnnlm_runtime'

@@ -1,7 +1,8 @@
 --
 -- rnnlm_uses: what a trained model is used for besides scoring and
 -- generating: rnnlm_next_tokens, the most likely next tokens after a
--- prefix; rnnlm_embed, a text as a vector.
+-- prefix; rnnlm_embed, a text as a vector; rnnlm_classify, which of
+-- several models (one per class) a text most likely comes from.
 --
 SET client_min_messages = warning;
 CREATE TABLE us_docs AS
@@ -76,6 +77,43 @@ SELECT array_length(rnnlm_embed('us_char', ''), 1) AS empty_text_dims;
 SELECT rnnlm_embed('us_char', 'ticket', 'max');
 SELECT rnnlm_embed('us_char', NULL) IS NULL AS null_input;
 DROP FUNCTION us_cos(real[], real[]);
+
+-- rnnlm_classify: a second class, texts of another kind
+CREATE TABLE us_pets AS
+SELECT i, 'my ' || (ARRAY['cat', 'dog', 'hen'])[1 + i % 3] || ' sleeps on the '
+          || (ARRAY['sofa', 'mat', 'bed', 'rug'])[1 + i % 4] || ' all day' AS body
+  FROM generate_series(1, 150) AS i;
+SELECT rnnlm_train('us_pets', 'SELECT body FROM us_pets',
+                   '{"tokenizer": "char", "cell": "gru", "epochs": 3, "hidden_size": 32,
+                     "embedding_dim": 8, "num_layers": 1, "batch_size": 8, "seq_len": 24,
+                     "learning_rate": 0.01}')->'epochs_run' AS epochs_run;
+SELECT t, rnnlm_classify(ARRAY['us_char', 'us_pets'], t) AS class
+  FROM unnest(ARRAY['ticket 500: the printer on floor 3 is out of toner',
+                    'my dog sleeps on the rug all day',
+                    'the printer is out of toner',
+                    'my hen sleeps all day']) AS t;
+-- the scores: one row per model in order; the probabilities sum to 1; for a
+-- char model the loss (nats per character and end of text) is ln(perplexity);
+-- the probabilities' ratio is that of the likelihoods
+SELECT model, loss < 1.5 AS low_loss, probability > 0.99 AS likely
+  FROM rnnlm_classify_scores(ARRAY['us_char', 'us_pets'], 'my cat sleeps on the bed all day');
+SELECT abs(sum(probability) - 1) < 1e-12 AS sums_to_1,
+       bool_and(abs(loss - ln(rnnlm_perplexity(model, 'ticket 9: the printer'))) < 1e-9)
+         AS loss_is_ln_perplexity,
+       abs(ln(min(probability) FILTER (WHERE model = 'us_pets') / min(probability) FILTER (WHERE model = 'us_char'))
+           - (min(loss) FILTER (WHERE model = 'us_char') - min(loss) FILTER (WHERE model = 'us_pets'))
+             * (length('ticket 9: the printer') + 1)) < 1e-6 AS likelihood_ratio
+  FROM rnnlm_classify_scores(ARRAY['us_char', 'us_pets'], 'ticket 9: the printer');
+-- one model: probability 1; a model may be named twice
+SELECT probability FROM rnnlm_classify_scores(ARRAY['us_pets'], 'anything');
+SELECT rnnlm_classify(ARRAY['us_pets', 'us_pets'], 'my cat') AS tie;
+-- NULLs and bad arguments
+SELECT rnnlm_classify(ARRAY['us_char', 'us_pets'], NULL) IS NULL AS null_input;
+SELECT rnnlm_classify(ARRAY[]::text[], 'my cat');
+SELECT rnnlm_classify(ARRAY['us_char', NULL], 'my cat');
+SELECT rnnlm_classify(ARRAY['us_char', 'us_nope'], 'my cat');
+SELECT rnnlm_classify(ARRAY[ARRAY['us_char'], ARRAY['us_pets']], 'my cat');
+DROP TABLE us_pets;
 
 SELECT rnnlm_drop(name) FROM rnnlm.models WHERE name LIKE 'us\_%' ORDER BY name;
 DROP TABLE us_docs;

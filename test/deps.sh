@@ -6,6 +6,11 @@
 # Does nothing (quickly) when they are all present. Otherwise, as root it runs
 # apt-get itself; as another user it uses "sudo -n" when that works, and else
 # prints the apt-get command to run and exits 1.
+#
+# One package is optional: postgresql-15-pgvector, for test/t/150_pgvector.t
+# only (rnnlm does not use pgvector). Debian 12 does not package it; it is
+# installed the same way when an apt source offers it (PGDG does), and else a
+# note says that test will skip. It never makes this script fail.
 set -euo pipefail
 
 packages=(
@@ -26,11 +31,33 @@ missing_packages() {
   done
 }
 
+# Install pgvector when it is missing and an apt source offers it; a note, never
+# a failure, when it cannot be had. Nothing to do when it is installed, from
+# the package or from source (its control file is there).
+optional_pgvector() {
+  local p=postgresql-15-pgvector
+  [[ -n $(missing_packages "$p") && ! -e /usr/share/postgresql/15/extension/vector.control ]] || return 0
+  if ! apt-cache show "$p" >/dev/null 2>&1; then
+    echo "note: $p is not packaged for this Debian (no apt source offers it); test/t/150_pgvector.t will skip"
+    return 0
+  fi
+  local -a install=(apt-get install -y --no-install-recommends "$p")
+  if (( EUID == 0 )); then
+    echo "== installing optional package: $p"
+    DEBIAN_FRONTEND=noninteractive "${install[@]}" || true
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "== installing optional package: $p"
+    sudo -n env DEBIAN_FRONTEND=noninteractive "${install[@]}" || true
+  fi
+  [[ -z $(missing_packages "$p") ]] ||
+    echo "note: $p is not installed (as root: DEBIAN_FRONTEND=noninteractive ${install[*]}); test/t/150_pgvector.t will skip"
+}
+
 # Test::More ships with perl; only ask for the separate package if it is not there.
 perl -MTest::More -e 1 2>/dev/null || packages+=(libtest-simple-perl)
 
 mapfile -t missing < <(missing_packages "${packages[@]}")
-(( ${#missing[@]} )) || exit 0
+(( ${#missing[@]} )) || { optional_pgvector; exit 0; }
 
 install=(apt-get install -y --no-install-recommends "${missing[@]}")
 echo "== installing missing packages: ${missing[*]}"
@@ -51,3 +78,5 @@ if (( ${#missing[@]} )); then
   echo "error: still missing after apt-get: ${missing[*]}" >&2
   exit 1
 fi
+
+optional_pgvector

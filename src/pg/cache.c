@@ -8,8 +8,10 @@
  * current version (one index lookup under the statement's snapshot) and
  * reloads when it changed, so a replaced or dropped model is noticed by the
  * next statement in every session; later calls in the same statement reuse
- * what the first found (kept in fn_extra).  Any UPDATE of a model row bumps
- * its version (a trigger), so weights changed by hand are noticed too.  A model superseded by a newer
+ * what the first found (kept in fn_extra, one entry per model name, so a
+ * function of several models looks each up once per statement too).  Any
+ * UPDATE of a model row bumps its version (a trigger), so weights changed
+ * by hand are noticed too.  A model superseded by a newer
  * version is not freed at once, since another call site of the running
  * statement may still use it: its context is moved under the transaction's
  * and goes away when the transaction ends.
@@ -41,6 +43,14 @@ typedef struct CallCache
 	TransactionId snap_xmin;	/* and its xmin */
 	RnnlmLoaded loaded;
 } CallCache;
+
+/* What one call site (fn_extra) has looked up: one entry per model name. */
+typedef struct CallCacheSet
+{
+	int			n,
+				cap;
+	CallCache  *entries;
+} CallCacheSet;
 
 static HTAB *model_cache = NULL;
 static MemoryContext cache_root = NULL;
@@ -153,10 +163,21 @@ cache_load(const char *name, CacheEntry *e)
 RnnlmLoaded *
 rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 {
-	CallCache  *cc = (CallCache *) fcinfo->flinfo->fn_extra;
+	CallCacheSet *set = (CallCacheSet *) fcinfo->flinfo->fn_extra;
+	CallCache  *cc = NULL;
 	CacheEntry *e;
 	bool		found;
 	int64		version;
+	int			i;
+
+	if (set == NULL)
+	{
+		set = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCacheSet));
+		fcinfo->flinfo->fn_extra = set;
+	}
+	for (i = 0; i < set->n && cc == NULL; i++)
+		if (strcmp(set->entries[i].name, name) == 0)
+			cc = &set->entries[i];
 
 	/*
 	 * Reuse the lookup of an earlier call that saw exactly what this one
@@ -168,7 +189,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	 * SET ROLE looks the model up again (under the row-level security of the
 	 * role then in effect).
 	 */
-	if (cc && strcmp(cc->name, name) == 0 && call_matches(cc))
+	if (cc && call_matches(cc))
 		return &cc->loaded;
 
 	rnnlm_prepare_compute();
@@ -200,11 +221,19 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	SPI_finish();
 
 	if (cc == NULL)
-		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CallCache));
-	strlcpy(cc->name, name, sizeof(cc->name));
+	{
+		if (set->n == set->cap)
+		{
+			set->cap = set->cap ? 2 * set->cap : 1;
+			set->entries = set->entries
+				? repalloc(set->entries, sizeof(CallCache) * set->cap)
+				: MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(CallCache) * set->cap);
+		}
+		cc = &set->entries[set->n++];
+		strlcpy(cc->name, name, sizeof(cc->name));
+	}
 	call_stamp(cc);
 	cc->loaded = e->loaded;
-	fcinfo->flinfo->fn_extra = cc;
 	return &cc->loaded;
 }
 

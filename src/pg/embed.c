@@ -43,8 +43,7 @@ embed_text(RnnlmLoaded *lm, rl_env *env, const char *u, size_t len, rl_pooling p
 	float	   *v = palloc(sizeof(float) * H);
 	Datum	   *elems = palloc(sizeof(Datum) * H);
 
-	if (rl_tokenize(env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len, &ids, &n) != RL_OK)
-		rnnlm_raise(env, "tokenizing");
+	ids = rnnlm_tokenize(env, m, u, len, &n);
 	if (rl_embed(env, lm->state, ids, n, pooling, v) != RL_OK)
 		rnnlm_raise(env, "embedding");
 	for (j = 0; j < H; j++)

@@ -29,9 +29,7 @@ condition_on(RnnlmLoaded *lm, rl_env *env, const char *u, size_t len)
 	size_t		n,
 				i;
 
-	if (rl_tokenize(env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
-					&ids, &n) != RL_OK)
-		rnnlm_raise(env, "tokenizing the prompt");
+	ids = rnnlm_tokenize(env, m, u, len, &n);
 	rl_state_reset(lm->state);
 	rl_state_feed(lm->state, RL_TOKEN_EOD);
 	for (i = 0; i < n; i++)

@@ -189,6 +189,18 @@ rnnlm_text_to_utf8(text *t, size_t *len)
 	return u;
 }
 
+/* The token ids of UTF-8 text under the model's tokenizer (palloc'd). */
+int32_t *
+rnnlm_tokenize(rl_env *env, const rl_model *m, const char *u, size_t len, size_t *n)
+{
+	int32_t    *ids;
+
+	if (rl_tokenize(env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
+					&ids, n) != RL_OK)
+		rnnlm_raise(env, "tokenizing");
+	return ids;
+}
+
 /* A text datum from UTF-8 bytes, converted to the server encoding. */
 text *
 rnnlm_utf8_to_text(const char *s, size_t len)

@@ -40,6 +40,8 @@ extern void rnnlm_prepare_compute(void);
 extern rl_precision rnnlm_resolve_precision(rl_precision want, const char *what);
 extern char *rnnlm_check_name(Datum d, bool isnull);
 extern char *rnnlm_text_to_utf8(text *t, size_t *len);
+extern int32_t *rnnlm_tokenize(rl_env *env, const rl_model *m, const char *u,
+							   size_t len, size_t *n);
 extern text *rnnlm_utf8_to_text(const char *s, size_t len);
 extern void rnnlm_append_json_real(StringInfo s, const char *key, double v);
 

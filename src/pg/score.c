@@ -24,18 +24,6 @@ PG_FUNCTION_INFO_V1(rnnlm_perplexity_array);
 PG_FUNCTION_INFO_V1(rnnlm_token_logprobs);
 PG_FUNCTION_INFO_V1(rnnlm_evaluate);
 
-/* Tokenizes UTF-8 text with the model's vocabulary. */
-static int32_t *
-tokenize(rl_env *env, const rl_model *m, const char *u, size_t len, size_t *n)
-{
-	int32_t    *ids;
-
-	if (rl_tokenize(env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
-					&ids, n) != RL_OK)
-		rnnlm_raise(env, "tokenizing");
-	return ids;
-}
-
 /* exp of the mean negative log-likelihood per token of one text. */
 Datum
 rnnlm_perplexity(PG_FUNCTION_ARGS)
@@ -51,7 +39,7 @@ rnnlm_perplexity(PG_FUNCTION_ARGS)
 
 	rnnlm_use_precision(lm);
 	rnnlm_env_init(&env, CurrentMemoryContext, false);
-	ids = tokenize(&env, lm->model, u, len, &n);
+	ids = rnnlm_tokenize(&env, lm->model, u, len, &n);
 	if (rl_score(&env, lm->state, ids, n, &nll, NULL, NULL) != RL_OK)
 		rnnlm_raise(&env, "scoring");
 	pfree(ids);
@@ -101,7 +89,7 @@ rnnlm_perplexity_array(PG_FUNCTION_ARGS)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		u = rnnlm_text_to_utf8(DatumGetTextPP(elems[i]), &len);
-		docs[k] = tokenize(&env, lm->model, u, len, &lens[k]);
+		docs[k] = rnnlm_tokenize(&env, lm->model, u, len, &lens[k]);
 		k++;
 	}
 	if (rl_score_many(&env, lm->model, (const int32_t *const *) docs, lens, k,
@@ -257,7 +245,7 @@ eval_row(void *arg, const char *utf8, size_t len)
 	MemoryContext old = MemoryContextSwitchTo(c->batch_cxt);
 
 	c->env->ud = c->batch_cxt;
-	c->docs[c->pending] = tokenize(c->env, c->lm->model, utf8, len, &c->lens[c->pending]);
+	c->docs[c->pending] = rnnlm_tokenize(c->env, c->lm->model, utf8, len, &c->lens[c->pending]);
 	c->pending++;
 	MemoryContextSwitchTo(old);
 	if (c->pending == EVAL_BATCH)

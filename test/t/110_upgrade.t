@@ -260,6 +260,15 @@ SELECT cell, parent IS NULL FROM rnnlm.models WHERE name = 'w_tuned'}),
 is(sql('old', 'super', q{
 SELECT md5(weights) FROM rnnlm.model WHERE name = 'w_lstm'}), $orig_md5,
 	'old: w_lstm itself is unchanged by the fine-tuning');
+like(sql('old', 'alice', q{
+SELECT count(*), abs(sum(probability) - 1) < 1e-6 FROM rnnlm_next_tokens('c_gru', 'the pr', 1000);
+SELECT array_length(rnnlm_embed('c_gru', 'the printer'), 1) = hidden_size
+  FROM rnnlm.models WHERE name = 'c_gru';
+SELECT rnnlm_classify(ARRAY['c_gru', 'fixture_v1'], 'the cat sat on the mat number 2');
+SELECT count(*), abs(sum(probability) - 1) < 1e-9
+  FROM rnnlm_classify_scores(ARRAY['w_lstm', 'c_gru'], 'the printer')}),
+	qr/^\d+\|t\nt\nfixture_v1\n2\|t$/,
+	'old: next tokens, embeddings and classification work on the old models');
 is(join("\n", grep { !/^(?:c_async|w_lstm_ft|w_tuned)\|/ } split /\n/, outputs('alice')->{perplexity}),
 	$before{alice}{perplexity}, 'old: the old models still give the same perplexities');
 
