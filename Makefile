@@ -30,7 +30,7 @@ PG_CPPFLAGS = -Isrc/core -Isrc/pg
 HEADERS = $(wildcard src/core/*.h src/pg/*.h)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -ldl -lpthread -lm
+SHLIB_LINK = -lutf8proc -ldl -lpthread -lm
 
 EXTRA_CLEAN = test/core/rnnlm_core_test test/core/rnnlm_core_test_asan
 
@@ -52,11 +52,11 @@ CORE_TEST_SRCS = $(CORE_SRCS) $(sort $(wildcard test/core/*.c))
 CORE_TEST_CFLAGS = -std=gnu99 -g -Wall -Wextra -Werror -Isrc/core -Itest/core
 
 test/core/rnnlm_core_test: $(CORE_TEST_SRCS) $(wildcard src/core/*.h) $(wildcard test/core/*.h)
-	$(CC) $(CORE_TEST_CFLAGS) -O2 -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
+	$(CC) $(CORE_TEST_CFLAGS) -O2 -o $@ $(CORE_TEST_SRCS) -lutf8proc -ldl -lpthread -lm
 
 test/core/rnnlm_core_test_asan: $(CORE_TEST_SRCS) $(wildcard src/core/*.h) $(wildcard test/core/*.h)
 	$(CC) $(CORE_TEST_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
-		-fno-sanitize-recover=undefined -o $@ $(CORE_TEST_SRCS) -ldl -lpthread -lm
+		-fno-sanitize-recover=undefined -o $@ $(CORE_TEST_SRCS) -lutf8proc -ldl -lpthread -lm
 
 .PHONY: core-test core-test-asan test demo bench
 core-test: test/core/rnnlm_core_test

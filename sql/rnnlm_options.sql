@@ -122,7 +122,7 @@ SELECT o::text AS options, opt_try(o) AS result
 --
 SELECT o::text AS options, opt_try(o) AS error
   FROM (VALUES ('{"cell": 1}'::jsonb), ('{"cell": "transformer"}'), ('{"cell": "LSTM"}'),
-               ('{"tokenizer": true}'), ('{"tokenizer": "bpe"}'),
+               ('{"tokenizer": true}'), ('{"tokenizer": "sentencepiece"}'),
                ('{"max_vocab": "10"}'), ('{"max_vocab": -1}'), ('{"max_vocab": 1999999}'), ('{"max_vocab": 2.5}'),
                ('{"lowercase": "yes"}'), ('{"lowercase": 1}'),
                ('{"embedding_dim": "8"}'), ('{"embedding_dim": 0}'), ('{"embedding_dim": 16385}'), ('{"embedding_dim": 8.5}'),
@@ -147,7 +147,7 @@ SELECT k, left(opt_try(jsonb_build_object(k, v)), 5) AS sqlstate,
 -- the full errors, with their hints
 \set VERBOSITY default
 SELECT rnnlm_train('opt_bad', 'SELECT body FROM opt_docs', '{"cell": "transformer"}');
-SELECT rnnlm_train('opt_bad', 'SELECT body FROM opt_docs', '{"tokenizer": "bpe"}');
+SELECT rnnlm_train('opt_bad', 'SELECT body FROM opt_docs', '{"tokenizer": "sentencepiece"}');
 SELECT rnnlm_train('opt_bad', 'SELECT body FROM opt_docs', '{"epochs": "ten"}');
 SELECT rnnlm_train('opt_bad', 'SELECT body FROM opt_docs', '{"learning_rate": 0}');
 SELECT rnnlm_train('opt_bad', 'SELECT body FROM opt_docs', '{"hidden_size": 100000}');

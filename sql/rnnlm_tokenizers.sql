@@ -1,6 +1,8 @@
 --
--- rnnlm_tokenizers: the word and char tokenizers, seen through
--- rnnlm_token_logprobs (token, token_id) and the vocabulary size
+-- rnnlm_tokenizers: the word, char and bpe tokenizers under the text rules
+-- of new models (the Unicode library's), seen through rnnlm_token_logprobs
+-- (token, token_id) and the vocabulary size; the word tokenizer's Keras
+-- options; normalisation
 --
 -- (the database is UTF8, as pg_regress creates it in a UTF8 cluster)
 SET client_min_messages = warning;
@@ -122,6 +124,70 @@ SELECT tok_train('tok_char_5', '{"tokenizer": "char", "max_vocab": 5}') AS vocab
 SELECT string_agg(token, '|' ORDER BY token COLLATE "C") AS known
   FROM (SELECT DISTINCT token FROM tok_docs d, rnnlm_token_logprobs('tok_char_5', d.body)
          WHERE token_id > 1) AS x;
+
+--
+-- Unicode case folding and categories: every capital folds, every
+-- punctuation and symbol character is removed, the Unicode separators split
+--
+INSERT INTO tok_docs VALUES
+    (7, 'TIẾNG VIỆT Ἀθῆναι ΆΈΉ ȘȚ ҚАЗАҚ STRAẞE'),
+    (8, E'£5 €5 ¥5 5$ a\u001cb\u001fc');
+SELECT tok_train('tok_uni', '{}') AS vocab_size;
+SELECT d.id, l.position, l.token FROM tok_docs d, rnnlm_token_logprobs('tok_uni', d.body) AS l
+ WHERE d.id IN (7, 8) ORDER BY d.id, l.position;
+
+-- Keras's knobs: filters (the characters filtered) and split_on_punctuation
+-- (a filtered character separates words, so "e-mail" is two words)
+SELECT tok_train('tok_split', '{"split_on_punctuation": true}') AS vocab_size;
+SELECT position, token FROM rnnlm_token_logprobs('tok_split', 'don''t stop: e-mail x@y.z');
+SELECT tok_train('tok_keras', $${"split_on_punctuation": true,
+                                 "filters": "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n"}$$) AS vocab_size;
+SELECT position, token FROM rnnlm_token_logprobs('tok_keras', 'don''t stop: e-mail x@y.z «déjà»');
+SELECT options->'filters' AS filters, options->'split_on_punctuation' AS split
+  FROM rnnlm.models WHERE name = 'tok_keras';
+SELECT rnnlm_train('tok_err', 'SELECT body FROM tok_docs', '{"tokenizer": "char", "filters": "-"}');
+SELECT rnnlm_train('tok_err', 'SELECT body FROM tok_docs', '{"filters": 5}');
+
+-- normalize: nfc composes, nfkc folds compatibility forms too
+SELECT tok_train('tok_nfkc', '{"tokenizer": "char", "normalize": "nfkc"}') AS vocab_size;
+SELECT count(*) AS rows FROM rnnlm_token_logprobs('tok_nfkc', E'cafe\u0301');
+SELECT position, token FROM rnnlm_token_logprobs('tok_nfkc', E'\ufb01\u2460');
+SELECT tok_train('tok_nfc', '{"tokenizer": "char", "normalize": "nfc"}') AS vocab_size;
+SELECT position, token FROM rnnlm_token_logprobs('tok_nfc', E'\ufb01e\u0301');
+SELECT rnnlm_train('tok_err', 'SELECT body FROM tok_docs', '{"normalize": "nfd"}');
+-- a fine-tuned model keeps its parent's rules; asking for others is refused
+SELECT rnnlm_train('tok_nfc_ft', 'SELECT body FROM tok_docs',
+                   '{"init_from": "tok_nfc", "epochs": 1, "validation_fraction": 0}')->>'model' AS model;
+SELECT options->'normalize' AS normalize FROM rnnlm.models WHERE name = 'tok_nfc_ft';
+SELECT rnnlm_train('tok_err', 'SELECT body FROM tok_docs', '{"init_from": "tok_nfc", "normalize": "nfkc"}');
+
+--
+-- bpe: byte-level byte-pair encoding; any text encodes without <unk> and the
+-- tokens' bytes give the text back exactly
+--
+SELECT tok_train('tok_bpe', '{"tokenizer": "bpe", "max_vocab": 300}') AS vocab_size;
+SELECT vocab_size, options->'max_vocab' AS max_vocab, options->'lowercase' AS lowercase
+  FROM rnnlm.models WHERE name = 'tok_bpe';
+SELECT t, bool_and(token_id > 1 OR position = n) AS no_unk,
+       count(*) - 1 <= octet_length(t) AS at_most_one_token_per_byte
+  FROM (VALUES ('你好，世界'), ('Crème brûlée'), ('emoji 😀👍🏽'), ('the cat'), ('')) AS v(t),
+       LATERAL (SELECT count(*) AS n FROM rnnlm_token_logprobs('tok_bpe', t)) AS c,
+       rnnlm_token_logprobs('tok_bpe', t)
+ GROUP BY t, n ORDER BY t;
+-- a piece of a character shows its bytes escaped (\xHH); a whole one as text
+SELECT position, token FROM rnnlm_token_logprobs('tok_bpe', '☃ the cat\');
+-- learned merges: seen text takes fewer tokens than its bytes
+SELECT count(*) - 1 < octet_length('the cat sat on the mat') AS merged
+  FROM rnnlm_token_logprobs('tok_bpe', 'the cat sat on the mat');
+-- generation always returns valid UTF-8 (a cut-off character is dropped)
+SELECT bool_and(g IS NOT NULL) AS all_text
+  FROM generate_series(1, 20) AS seed,
+       LATERAL (SELECT rnnlm_generate('tok_bpe', '你', 7, 2.0, 0, 1.0, seed) AS g) AS x;
+SELECT token FROM rnnlm_next_tokens('tok_bpe', 'the', 1000) WHERE token LIKE '%\x%' LIMIT 1;
+-- the default max_vocab is 8000; at least the 256 bytes and 2 reserved tokens
+SELECT rnnlm_train('tok_err', 'SELECT body FROM tok_docs', '{"tokenizer": "bpe", "max_vocab": 257}');
+SELECT rnnlm_train('tok_err', 'SELECT body FROM tok_docs', '{"tokenizer": "bpe", "split_on_punctuation": true}');
+
 SELECT rnnlm_drop(name) FROM rnnlm.models WHERE name LIKE 'tok\_%' ORDER BY name;
 
 DROP FUNCTION tok_train(text, jsonb);

@@ -19,7 +19,8 @@ packages=(
   postgresql-15-cron
   libopenblas-dev
   python3-torch python3-numpy
-  fortunes-min
+  fortunes-min fortunes-de fortunes-zh
+  libutf8proc-dev
   libipc-run-perl
 )
 

@@ -14,8 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#define TAG(a, b, c, d) ((uint32_t) (a) | ((uint32_t) (b) << 8) | \
-						 ((uint32_t) (c) << 16) | ((uint32_t) (d) << 24))
+#define TAG RL_TAG
 #define TAG_MODEL	TAG('M', 'O', 'D', 'L')
 #define TAG_STATE	TAG('S', 'T', 'A', 'T')
 #define TAG_ADAM	TAG('A', 'D', 'A', 'M')
@@ -321,7 +320,7 @@ same_model(const rl_model *a, const rl_model *b)
 			   *y = &b->cfg;
 	int32_t		i;
 
-	if (x->cell != y->cell || x->tokenizer != y->tokenizer || x->lowercase != y->lowercase ||
+	if (x->cell != y->cell || !rl_config_same_text(x, y) ||
 		x->vocab_size != y->vocab_size || x->embedding_dim != y->embedding_dim ||
 		x->hidden_size != y->hidden_size || x->num_layers != y->num_layers)
 		return 0;
@@ -335,6 +334,10 @@ same_model(const rl_model *a, const rl_model *b)
 		if (la != lb || memcmp(ta, tb, la) != 0)
 			return 0;
 	}
+	if (a->vocab->nmerges != b->vocab->nmerges ||
+		(a->vocab->nmerges > 0 &&
+		 memcmp(a->vocab->merges, b->vocab->merges, 2 * sizeof(int32_t) * (size_t) a->vocab->nmerges) != 0))
+		return 0;
 	return 1;
 }
 

@@ -30,7 +30,7 @@ rl_config_check(rl_env *env, const rl_config *cfg)
 {
 	if (rl_cell_gates(cfg->cell) == 0)
 		return rl_error(env, RL_ERR_INVALID, "unknown cell type %d", (int) cfg->cell);
-	if (cfg->tokenizer != RL_TOK_WORD && cfg->tokenizer != RL_TOK_CHAR)
+	if (rl_tokenizer(cfg->tokenizer) == NULL)
 		return rl_error(env, RL_ERR_INVALID, "unknown tokenizer %d", (int) cfg->tokenizer);
 	if (cfg->vocab_size < RL_NUM_SPECIAL + 1 || cfg->vocab_size > RL_MAX_VOCAB)
 		return rl_error(env, RL_ERR_INVALID, "vocabulary size %d is out of range", cfg->vocab_size);

@@ -224,8 +224,31 @@ typedef enum rl_cell_kind
 typedef enum rl_tokenizer_kind
 {
 	RL_TOK_WORD = 0,
-	RL_TOK_CHAR = 1
+	RL_TOK_CHAR = 1,
+	RL_TOK_BPE = 2
 } rl_tokenizer_kind;
+
+#define RL_NUM_TOKENIZERS	3
+
+/* The text rules a model was made with (rl_config.rules). */
+typedef enum rl_text_rules
+{
+	RL_RULES_V01 = 0,			/* rnnlm 0.1's built-in tables (format version 1 models) */
+	RL_RULES_UNICODE = 1		/* the Unicode library's (utf8proc): every newer model */
+} rl_text_rules;
+
+/* Unicode normalisation of the text before it is tokenized. */
+typedef enum rl_normalize
+{
+	RL_NORM_NONE = 0,
+	RL_NORM_NFC = 1,
+	RL_NORM_NFKC = 2
+} rl_normalize;
+
+#define RL_MAX_FILTER_BYTES		255
+#define RL_MAX_UNICODE_VERSION	31
+#define RL_BPE_BYTE0			RL_NUM_SPECIAL	/* the id of byte 0 in a bpe vocabulary */
+#define RL_BPE_MAX_PIECE		256 /* bytes of a pre-tokenized piece, at most */
 
 typedef struct rl_config
 {
@@ -236,34 +259,93 @@ typedef struct rl_config
 	int32_t		embedding_dim;
 	int32_t		hidden_size;
 	int32_t		num_layers;
+	/* how text becomes tokens, besides the tokenizer and lowercase */
+	rl_text_rules rules;
+	rl_normalize normalize;		/* RL_RULES_UNICODE only */
+	int			split_on_punct; /* word: a filtered character separates words */
+	int			has_filters;	/* word: filters, not the P and S categories */
+	char		filters[RL_MAX_FILTER_BYTES + 1];	/* UTF-8, NUL-terminated */
+	char		unicode_version[RL_MAX_UNICODE_VERSION + 1];	/* of the rules, "" for v0.1 */
 } rl_config;
 
-/* ---------- tokenizers and vocabulary (tokenizer.c) ---------- */
+/* ---------- tokenizers and vocabulary (tokenizer.c, text.c, bpe.c) ---------- */
 
 typedef struct rl_vocab
 {
 	int32_t		size;
 	uint32_t   *offsets;		/* size + 1 offsets into strings */
-	char	   *strings;		/* token texts, UTF-8, back to back */
+	char	   *strings;		/* token texts back to back (bpe: raw bytes) */
 	int32_t    *slots;			/* open-addressing hash: token id or -1 */
 	uint32_t	nslots;
+	/* bpe: merge r joins merges[2r] and merges[2r+1] into merge_into[r] */
+	int32_t		nmerges;
+	int32_t    *merges;
+	int32_t    *merge_into;
+	int64_t    *merge_slots;	/* hash of pairs: (r << 1) | 1, or 0 when free */
+	uint32_t	nmerge_slots;
 } rl_vocab;
 
 /* Accumulates documents into a token stream while the vocabulary is unknown. */
 typedef struct rl_builder rl_builder;
 
+/* Called once per unit of text (word, code point, bpe piece); 0 = stop. */
+typedef int (*rl_token_fn) (void *ud, const char *tok, size_t len);
+
+/* A unit of the training text, with how often the training documents hold it. */
+typedef struct rl_unit_count
+{
+	const char *text;
+	uint32_t	len;
+	uint64_t	count;
+} rl_unit_count;
+
+/*
+ * A tokenizer: one row of the table in tokenizer.c, which everything else
+ * consults.  split cuts normalised text into units; the builder counts
+ * distinct units, learn chooses the vocabulary from the counts of the
+ * training documents, encode turns one unit into token ids.
+ */
+typedef struct rl_tokenizer_ops
+{
+	const char *name;
+	int32_t		default_max_vocab;	/* 0 = every unit seen */
+	int			default_lowercase;
+	int			has_unk;		/* units outside the vocabulary become <unk> */
+	int			spaced;			/* generated tokens are joined with spaces */
+	int			(*split) (rl_env *env, const rl_config *c, const char *text, size_t len,
+						  rl_token_fn emit, void *ud);
+	rl_status	(*learn) (rl_env *env, const rl_unit_count *units, int32_t nunits,
+						  int32_t max_vocab, rl_vocab **out);
+	/* appends the ids of one unit to ids[*n...] (room for len ids); returns how many */
+	size_t		(*encode) (const rl_vocab *v, const char *unit, size_t len, int32_t *ids);
+	/* writes token id as text for display into buf (RL_MAX_TOKEN_BYTES * 4 + 1) */
+	size_t		(*describe) (const rl_vocab *v, int32_t id, char *buf);
+	/* the tokenizer's own section of the model file (0: none) */
+	uint32_t	section_tag;
+	size_t		(*section_size) (const rl_vocab *v);
+	void		(*section_write) (const rl_vocab *v, uint8_t *p);
+	rl_status	(*section_read) (rl_env *env, rl_vocab *v, const uint8_t *p, size_t len);
+} rl_tokenizer_ops;
+
+extern const rl_tokenizer_ops *rl_tokenizer(rl_tokenizer_kind kind);
 extern const char *rl_cell_name(rl_cell_kind cell);
 extern const char *rl_tokenizer_name(rl_tokenizer_kind kind);
+extern const char *rl_normalize_name(rl_normalize n);
 
-extern rl_status rl_builder_create(rl_env *env, rl_tokenizer_kind kind,
-								   int lowercase, rl_builder **out);
+/* The text rules of a new model: the Unicode library's, its version recorded. */
+extern void rl_config_text_init(rl_config *c, rl_tokenizer_kind kind, int lowercase);
+extern int	rl_config_same_text(const rl_config *a, const rl_config *b);
+
+extern rl_status rl_builder_create(rl_env *env, const rl_config *c, rl_builder **out);
 extern rl_status rl_builder_add(rl_builder *b, const char *text, size_t len);
 extern size_t rl_builder_documents(const rl_builder *b);
 extern size_t rl_builder_tokens(const rl_builder *b);
 
-/* Splits off the last val_docs documents, keeps the max_vocab most frequent
- * training tokens (0 = all; ties in first-seen order) and returns id streams
- * that each start with RL_TOKEN_EOD and end every document with it. */
+/* Splits off the last val_docs documents, learns the vocabulary from the
+ * training documents (word, char: the max_vocab most frequent units, 0 =
+ * all, ties in first-seen order; bpe: merges up to max_vocab tokens) and
+ * returns id streams that each start with RL_TOKEN_EOD and end every
+ * document with it. */
 extern rl_status rl_builder_finish(rl_builder *b, size_t val_docs, int32_t max_vocab,
 								   rl_vocab **vocab,
 								   int32_t **train, size_t *ntrain,
@@ -280,17 +362,28 @@ extern int32_t rl_vocab_lookup(const rl_vocab *v, const char *tok, size_t len);
 extern const char *rl_vocab_token(const rl_vocab *v, int32_t id, size_t *len);
 extern void rl_vocab_free(rl_env *env, rl_vocab *v);
 extern int	rl_utf8_valid(const char *s, size_t len);
+extern size_t rl_utf8_next(const unsigned char *s, size_t len, uint32_t *cp);
+extern size_t rl_utf8_put(uint32_t c, char *buf);
+/* The longest prefix of s that is whole UTF-8, an invalid byte inside as U+FFFD,
+ * written to out (room for 3 * len bytes); returns its length. */
+extern size_t rl_utf8_clean(const char *s, size_t len, char *out);
 
-/* Tokenizes text with the given vocabulary; unseen tokens become RL_TOKEN_UNK.
- * *ids is allocated from env (no trailing EOD). */
-extern rl_status rl_tokenize(rl_env *env, const rl_vocab *v, rl_tokenizer_kind kind,
-							 int lowercase, const char *text, size_t len,
-							 int32_t **ids, size_t *n);
+/* Tokenizes text with the model's vocabulary and text rules; units outside
+ * the vocabulary become RL_TOKEN_UNK.  *ids is allocated from env (no
+ * trailing EOD). */
+extern rl_status rl_tokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
+							 const char *text, size_t len, int32_t **ids, size_t *n);
 
-/* Calls emit once per token of text (word or code point), already normalised. */
-typedef int (*rl_token_fn) (void *ud, const char *tok, size_t len);
-extern int	rl_split(rl_tokenizer_kind kind, int lowercase, const char *text,
-					 size_t len, rl_token_fn emit, void *ud);
+/* Calls emit once per unit of text (word, code point, bpe piece), normalised. */
+extern int	rl_split(rl_env *env, const rl_config *c, const char *text, size_t len,
+					 rl_token_fn emit, void *ud);
+
+/* bpe.c: byte-pair encoding */
+extern rl_status rl_bpe_learn(rl_env *env, const rl_unit_count *units, int32_t nunits,
+							  int32_t max_vocab, rl_vocab **out);
+extern rl_status rl_bpe_index(rl_env *env, rl_vocab *v, const int32_t *pairs, int32_t n);
+extern size_t rl_bpe_encode(const rl_vocab *v, const char *unit, size_t len, int32_t *ids);
+extern size_t rl_bpe_describe(const rl_vocab *v, int32_t id, char *buf);
 
 /* ---------- the model (model.c) ---------- */
 
@@ -605,8 +698,12 @@ extern int	rl_layer_backward(rl_env *env, const rl_prod *p, const rl_model *m, i
 
 /* ---------- the model file (format.c) ---------- */
 
+/* A section tag of the model and checkpoint files: four ASCII bytes, first byte lowest. */
+#define RL_TAG(a, b, c, d) ((uint32_t) (a) | ((uint32_t) (b) << 8) | \
+							((uint32_t) (c) << 16) | ((uint32_t) (d) << 24))
+
 #define RL_FORMAT_MAGIC		"RNNLM\0\r\n"
-#define RL_FORMAT_VERSION	1
+#define RL_FORMAT_VERSION	2	/* written; version 1 is still read */
 
 extern rl_status rl_model_serialize(rl_env *env, const rl_model *m,
 									uint8_t **out, size_t *len);

@@ -1,18 +1,20 @@
 /*
  * tokenizer.c
- *		UTF-8 text to token ids: the word and char tokenizers, the vocabulary
- *		and the builder that streams training documents in before the
- *		vocabulary is known.
+ *		The tokenizers, as one table of operations; the vocabulary; and the
+ *		builder that streams training documents in before the vocabulary is
+ *		known.
  *
- * word: case folded (when asked) for Latin, Greek and Cyrillic letters,
- * punctuation removed, split on Unicode whitespace.  char: one token per
- * code point.  Invalid UTF-8 bytes become U+FFFD, so a token is never a byte
- * fragment.
+ * word: words between white space; char: one token per code point; bpe:
+ * byte-level byte-pair encoding (bpe.c).  How text is cut into units under
+ * a model's rules is text.c.  Everything else (the SQL layer, the model
+ * file) asks the row of rl_tokenizer() rather than testing the kind.
  *
- * The builder gives each distinct token a provisional id at first sight and
- * stores the stream of provisional ids; when the documents are all in, the
- * validation documents are split off, training-set frequencies pick the
- * vocabulary (ties in first-seen order) and the stream is renumbered.
+ * The builder gives each distinct unit (word, code point, bpe piece) a
+ * provisional id at first sight and stores the stream of provisional ids;
+ * when the documents are all in, the validation documents are split off,
+ * the tokenizer learns its vocabulary from the training documents' units,
+ * each distinct unit is encoded once, and the stream is rewritten as
+ * token ids.
  */
 #include "rnnlm_core.h"
 
@@ -24,8 +26,7 @@
 struct rl_builder
 {
 	rl_env	   *env;
-	rl_tokenizer_kind kind;
-	int			lowercase;
+	rl_config	cfg;			/* the tokenizer and its text rules */
 	/* distinct tokens, in first-seen order */
 	char	   *str;
 	size_t		str_len,
@@ -61,203 +62,116 @@ rl_cell_name(rl_cell_kind cell)
 	return "?";
 }
 
+static rl_status rank_learn(rl_env *env, const rl_unit_count *units, int32_t nunits,
+							int32_t max_vocab, rl_vocab **out);
+
+/* word and char: a unit is one token, looked up (or <unk>). */
+static size_t
+lookup_encode(const rl_vocab *v, const char *unit, size_t len, int32_t *ids)
+{
+	ids[0] = rl_vocab_lookup(v, unit, len);
+	return 1;
+}
+
+/* word and char: a token is shown as its text. */
+static size_t
+text_describe(const rl_vocab *v, int32_t id, char *buf)
+{
+	size_t		len;
+	const char *t = rl_vocab_token(v, id, &len);
+
+	if (t == NULL)
+		return 0;
+	memcpy(buf, t, len);
+	buf[len] = '\0';
+	return len;
+}
+
+/* bpe: the merges, in the order learned: u32 count, then (u32 a, u32 b) each. */
+static size_t
+merges_size(const rl_vocab *v)
+{
+	return 4 + 8 * (size_t) v->nmerges;
+}
+
+/* Writes the merges section. */
+static void
+merges_write(const rl_vocab *v, uint8_t *p)
+{
+	int32_t		r;
+
+	rl_put_u32(p, (uint32_t) v->nmerges);
+	for (r = 0; r < 2 * v->nmerges; r++)
+		rl_put_u32(p + 4 + 4 * (size_t) r, (uint32_t) v->merges[r]);
+}
+
+/* Reads and checks the merges section into the vocabulary. */
+static rl_status
+merges_read(rl_env *env, rl_vocab *v, const uint8_t *p, size_t len)
+{
+	uint32_t	n;
+	int32_t    *pairs;
+	uint32_t	r;
+	rl_status	st;
+
+	if (len < 4)
+		return rl_error(env, RL_ERR_FORMAT, "the bpe merges section is truncated");
+	n = rl_get_u32(p);
+	if (n > (uint32_t) v->size || len != 4 + 8 * (size_t) n)
+		return rl_error(env, RL_ERR_FORMAT, "the bpe merges section has the wrong size");
+	pairs = rl_alloc_array(env, 2 * (size_t) n + 1, sizeof(int32_t));
+	if (pairs == NULL)
+		return env->status;
+	for (r = 0; r < 2 * n; r++)
+	{
+		uint32_t	id = rl_get_u32(p + 4 + 4 * (size_t) r);
+
+		pairs[r] = id > (uint32_t) INT32_MAX ? -1 : (int32_t) id;
+	}
+	st = rl_bpe_index(env, v, pairs, (int32_t) n);
+	rl_free(env, pairs);
+	return st;
+}
+
+/* The tokenizers, indexed by rl_tokenizer_kind. */
+static const rl_tokenizer_ops tokenizers[RL_NUM_TOKENIZERS] = {
+	[RL_TOK_WORD] = {
+		.name = "word", .default_max_vocab = 10000, .default_lowercase = 1,
+		.has_unk = 1, .spaced = 1,
+		.learn = rank_learn, .encode = lookup_encode, .describe = text_describe,
+	},
+	[RL_TOK_CHAR] = {
+		.name = "char", .default_max_vocab = 0, .default_lowercase = 0,
+		.has_unk = 1, .spaced = 0,
+		.learn = rank_learn, .encode = lookup_encode, .describe = text_describe,
+	},
+	[RL_TOK_BPE] = {
+		.name = "bpe", .default_max_vocab = 8000, .default_lowercase = 0,
+		.has_unk = 0, .spaced = 0,
+		.learn = rl_bpe_learn, .encode = rl_bpe_encode, .describe = rl_bpe_describe,
+		.section_tag = RL_TAG('M', 'E', 'R', 'G'),
+		.section_size = merges_size, .section_write = merges_write,
+		.section_read = merges_read,
+	},
+};
+
+/* The row of a tokenizer, or NULL for an unknown kind. */
+const rl_tokenizer_ops *
+rl_tokenizer(rl_tokenizer_kind kind)
+{
+	if ((unsigned) kind >= RL_NUM_TOKENIZERS)
+		return NULL;
+	return &tokenizers[kind];
+}
+
 /* Names of the tokenizers. */
 const char *
 rl_tokenizer_name(rl_tokenizer_kind kind)
 {
-	return kind == RL_TOK_CHAR ? "char" : "word";
+	const rl_tokenizer_ops *t = rl_tokenizer(kind);
+
+	return t ? t->name : "?";
 }
-
-/* Decodes one code point; invalid input yields U+FFFD and consumes one byte. */
-static size_t
-utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	uint32_t	c = s[0];
-	size_t		n,
-				i;
-	uint32_t	min;
-
-	if (c < 0x80)
-	{
-		*cp = c;
-		return 1;
-	}
-	if ((c & 0xE0) == 0xC0)
-	{
-		n = 2;
-		c &= 0x1F;
-		min = 0x80;
-	}
-	else if ((c & 0xF0) == 0xE0)
-	{
-		n = 3;
-		c &= 0x0F;
-		min = 0x800;
-	}
-	else if ((c & 0xF8) == 0xF0)
-	{
-		n = 4;
-		c &= 0x07;
-		min = 0x10000;
-	}
-	else
-		goto bad;
-	if (n > len)
-		goto bad;
-	for (i = 1; i < n; i++)
-	{
-		if ((s[i] & 0xC0) != 0x80)
-			goto bad;
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-		goto bad;
-	*cp = c;
-	return n;
-bad:
-	*cp = 0xFFFD;
-	return 1;
-}
-
-/* Encodes a code point as UTF-8 into buf (4 bytes); returns the length. */
-static size_t
-utf8_put(uint32_t c, char *buf)
-{
-	if (c < 0x80)
-	{
-		buf[0] = (char) c;
-		return 1;
-	}
-	if (c < 0x800)
-	{
-		buf[0] = (char) (0xC0 | (c >> 6));
-		buf[1] = (char) (0x80 | (c & 0x3F));
-		return 2;
-	}
-	if (c < 0x10000)
-	{
-		buf[0] = (char) (0xE0 | (c >> 12));
-		buf[1] = (char) (0x80 | ((c >> 6) & 0x3F));
-		buf[2] = (char) (0x80 | (c & 0x3F));
-		return 3;
-	}
-	buf[0] = (char) (0xF0 | (c >> 18));
-	buf[1] = (char) (0x80 | ((c >> 12) & 0x3F));
-	buf[2] = (char) (0x80 | ((c >> 6) & 0x3F));
-	buf[3] = (char) (0x80 | (c & 0x3F));
-	return 4;
-}
-
-/* Simple case folding for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic. */
-static uint32_t
-fold_case(uint32_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c + 32;
-	if (c < 0xC0)
-		return c;
-	if (c <= 0xDE && c != 0xD7)
-		return c + 32;
-	if (c == 0x130)				/* capital I with dot above */
-		return 'i';
-	if (c >= 0x100 && c <= 0x137 && (c & 1) == 0)
-		return c + 1;
-	if (c >= 0x139 && c <= 0x148 && (c & 1) == 1)
-		return c + 1;
-	if (c >= 0x14A && c <= 0x177 && (c & 1) == 0)
-		return c + 1;
-	if (c == 0x178)
-		return 0xFF;
-	if ((c == 0x179 || c == 0x17B || c == 0x17D))
-		return c + 1;
-	if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
-		return c + 32;
-	if (c >= 0x400 && c <= 0x40F)
-		return c + 80;
-	if (c >= 0x410 && c <= 0x42F)
-		return c + 32;
-	return c;
-}
-
-/* Unicode white space. */
-static int
-is_space(uint32_t c)
-{
-	return c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x85 || c == 0xA0 ||
-		c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-		c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-/* Punctuation and symbols the word tokenizer removes. */
-static int
-is_punct(uint32_t c)
-{
-	if (c < 0x80)
-		return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) ||
-			(c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
-	if (c >= 0xA1 && c <= 0xBF)
-		return c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 &&
-			c != 0xB9 && c != 0xBA && c != 0xBC && c != 0xBD && c != 0xBE;
-	if (c == 0xD7 || c == 0xF7)
-		return 1;
-	if ((c >= 0x2010 && c <= 0x2027) || (c >= 0x2030 && c <= 0x205E))
-		return 1;
-	if ((c >= 0x3001 && c <= 0x3003) || (c >= 0x3008 && c <= 0x3011) ||
-		(c >= 0x3014 && c <= 0x301F))
-		return 1;
-	if ((c >= 0xFF01 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) ||
-		(c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65))
-		return 1;
-	return 0;
-}
-
-/* Splits text into normalised tokens, calling emit for each; 0 if emit stopped. */
-int
-rl_split(rl_tokenizer_kind kind, int lowercase, const char *text, size_t len,
-		 rl_token_fn emit, void *ud)
-{
-	const unsigned char *s = (const unsigned char *) text;
-	char		word[RL_MAX_TOKEN_BYTES + 4];
-	size_t		wlen = 0;
-	size_t		pos = 0;
-
-	while (pos < len)
-	{
-		uint32_t	c;
-		char		buf[4];
-		size_t		n;
-
-		pos += utf8_next(s + pos, len - pos, &c);
-		if (lowercase)
-			c = fold_case(c);
-		if (kind == RL_TOK_CHAR)
-		{
-			n = utf8_put(c, buf);
-			if (!emit(ud, buf, n))
-				return 0;
-			continue;
-		}
-		if (is_space(c))
-		{
-			if (wlen > 0 && !emit(ud, word, wlen))
-				return 0;
-			wlen = 0;
-			continue;
-		}
-		if (is_punct(c))
-			continue;
-		n = utf8_put(c, buf);
-		if (wlen + n <= RL_MAX_TOKEN_BYTES)
-		{
-			memcpy(word + wlen, buf, n);
-			wlen += n;
-		}
-	}
-	if (wlen > 0 && !emit(ud, word, wlen))
-		return 0;
-	return 1;
-}
-
 /* FNV-1a hash of a token. */
 static uint32_t
 hash_token(const char *s, size_t len)
@@ -377,6 +291,9 @@ rl_vocab_free(rl_env *env, rl_vocab *v)
 	rl_free(env, v->offsets);
 	rl_free(env, v->strings);
 	rl_free(env, v->slots);
+	rl_free(env, v->merges);
+	rl_free(env, v->merge_into);
+	rl_free(env, v->merge_slots);
 	rl_free(env, v);
 }
 
@@ -385,34 +302,37 @@ rl_vocab_free(rl_env *env, rl_vocab *v)
 typedef struct tokenize_ctx
 {
 	rl_env	   *env;
+	const rl_tokenizer_ops *ops;
 	const rl_vocab *v;
 	int32_t    *ids;
 	size_t		n,
 				cap;
 } tokenize_ctx;
 
-/* emit callback: appends the token's id. */
+/* emit callback: appends the unit's ids. */
 static int
 tokenize_emit(void *ud, const char *tok, size_t len)
 {
 	tokenize_ctx *t = ud;
 	void	   *p = t->ids;
 
-	if (!rl_grow(t->env, &p, &t->cap, t->n + 1, sizeof(int32_t)))
+	if (!rl_grow(t->env, &p, &t->cap, t->n + len, sizeof(int32_t)))
 		return 0;
 	t->ids = p;
-	t->ids[t->n++] = rl_vocab_lookup(t->v, tok, len);
+	t->n += t->ops->encode(t->v, tok, len, t->ids + t->n);
 	return 1;
 }
 
-/* Tokenizes text against a vocabulary. */
+/* Tokenizes text with a model's vocabulary and rules. */
 rl_status
-rl_tokenize(rl_env *env, const rl_vocab *v, rl_tokenizer_kind kind, int lowercase,
+rl_tokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
 			const char *text, size_t len, int32_t **ids, size_t *n)
 {
-	tokenize_ctx t = {env, v, NULL, 0, 0};
+	tokenize_ctx t = {env, rl_tokenizer(c->tokenizer), v, NULL, 0, 0};
 
-	if (!rl_split(kind, lowercase, text, len, tokenize_emit, &t))
+	if (t.ops == NULL)
+		return rl_error(env, RL_ERR_INVALID, "unknown tokenizer %d", (int) c->tokenizer);
+	if (!rl_split(env, c, text, len, tokenize_emit, &t))
 	{
 		rl_free(env, t.ids);
 		return env->status;
@@ -432,16 +352,18 @@ rl_tokenize(rl_env *env, const rl_vocab *v, rl_tokenizer_kind kind, int lowercas
 
 /* Starts a builder for training documents. */
 rl_status
-rl_builder_create(rl_env *env, rl_tokenizer_kind kind, int lowercase, rl_builder **out)
+rl_builder_create(rl_env *env, const rl_config *c, rl_builder **out)
 {
-	rl_builder *b = rl_alloc0(env, sizeof(rl_builder));
+	rl_builder *b;
 
 	*out = NULL;
+	if (rl_tokenizer(c->tokenizer) == NULL)
+		return rl_error(env, RL_ERR_INVALID, "unknown tokenizer %d", (int) c->tokenizer);
+	b = rl_alloc0(env, sizeof(rl_builder));
 	if (b == NULL)
 		return env->status;
 	b->env = env;
-	b->kind = kind;
-	b->lowercase = lowercase;
+	b->cfg = *c;
 	b->nslots = 1024;
 	b->slots = rl_alloc_array(env, b->nslots, sizeof(int32_t));
 	if (b->slots == NULL)
@@ -540,7 +462,7 @@ rl_builder_add(rl_builder *b, const char *text, size_t len)
 
 	if (b->nids == 0 && !builder_push(b, PROV_EOD))
 		return b->env->status;
-	if (!rl_split(b->kind, b->lowercase, text, len, builder_emit, b))
+	if (!rl_split(b->env, &b->cfg, text, len, builder_emit, b))
 		return b->env->status;
 	if (!builder_push(b, PROV_EOD))
 		return b->env->status;
@@ -584,165 +506,242 @@ rank_cmp(const void *a, const void *b)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Renumbers a slice of the provisional stream; prefix_eod adds a leading EOD. */
+/* word and char: the max_vocab most frequent units (0 = all), ties in first-seen order. */
+static rl_status
+rank_learn(rl_env *env, const rl_unit_count *units, int32_t nunits,
+		   int32_t max_vocab, rl_vocab **out)
+{
+	rank_entry *rank = rl_alloc_array(env, (size_t) nunits + 1, sizeof(rank_entry));
+	uint32_t   *lengths = NULL;
+	char	   *strings = NULL;
+	size_t		bytes = 10,
+				pos = 10;
+	int32_t		nkeep = 0,
+				k;
+	rl_status	st;
+
+	*out = NULL;
+	if (rank == NULL)
+		return env->status;
+	for (k = 0; k < nunits; k++)
+	{
+		rank[k].id = k;
+		rank[k].count = units[k].count;
+		bytes += units[k].len;
+	}
+	qsort(rank, (size_t) nunits, sizeof(rank_entry), rank_cmp);
+	while (nkeep < nunits && rank[nkeep].count > 0 &&
+		   (max_vocab <= 0 || nkeep < max_vocab) &&
+		   nkeep < RL_MAX_VOCAB - RL_NUM_SPECIAL)
+		nkeep++;
+	if (nkeep == 0)
+	{
+		rl_free(env, rank);
+		return rl_error(env, RL_ERR_DATA, "the training documents contain no tokens");
+	}
+	lengths = rl_alloc_array(env, (size_t) nkeep + RL_NUM_SPECIAL, sizeof(uint32_t));
+	strings = rl_alloc(env, bytes);
+	if (!lengths || !strings)
+	{
+		st = env->status;
+		goto done;
+	}
+	memcpy(strings, "<eod><unk>", 10);
+	lengths[RL_TOKEN_EOD] = 5;
+	lengths[RL_TOKEN_UNK] = 5;
+	for (k = 0; k < nkeep; k++)
+	{
+		const rl_unit_count *u = &units[rank[k].id];
+
+		lengths[RL_NUM_SPECIAL + k] = u->len;
+		memcpy(strings + pos, u->text, u->len);
+		pos += u->len;
+	}
+	st = rl_vocab_create(env, nkeep + RL_NUM_SPECIAL, lengths, strings, out);
+done:
+	rl_free(env, rank);
+	rl_free(env, lengths);
+	rl_free(env, strings);
+	return st;
+}
+
+/* The distinct units with their counts over the training documents (the stream before split). */
+static rl_unit_count *
+builder_counts(rl_builder *b, size_t split)
+{
+	rl_unit_count *u = rl_alloc_array(b->env, (size_t) b->ndistinct + 1, sizeof(rl_unit_count));
+	size_t		i;
+	int32_t		k;
+
+	if (u == NULL)
+		return NULL;
+	for (k = 0; k < b->ndistinct; k++)
+	{
+		u[k].text = b->str + b->off[k];
+		u[k].len = b->off[k + 1] - b->off[k];
+		u[k].count = 0;
+	}
+	for (i = 0; i < split; i++)
+		if (b->ids[i] >= 0)
+			u[b->ids[i]].count++;
+	return u;
+}
+
+/* The token ids of every distinct unit: unit k is ids[off[k] .. off[k + 1]). */
+typedef struct unit_ids
+{
+	size_t	   *off;
+	int32_t    *ids;
+} unit_ids;
+
+/* Encodes every distinct unit once with the vocabulary. */
+static int
+encode_units(rl_builder *b, const rl_vocab *v, unit_ids *e)
+{
+	const rl_tokenizer_ops *ops = rl_tokenizer(b->cfg.tokenizer);
+	size_t		total = 0;
+	int32_t		k;
+
+	e->off = rl_alloc_array(b->env, (size_t) b->ndistinct + 1, sizeof(size_t));
+	e->ids = rl_alloc_array(b->env, b->str_len + 1, sizeof(int32_t));
+	if (!e->off || !e->ids)
+		return 0;
+	for (k = 0; k < b->ndistinct; k++)
+	{
+		e->off[k] = total;
+		total += ops->encode(v, b->str + b->off[k], b->off[k + 1] - b->off[k], e->ids + total);
+		if ((k & 4095) == 0 && !rl_tick(b->env))
+			return 0;
+	}
+	e->off[b->ndistinct] = total;
+	return 1;
+}
+
+/* Rewrites a slice of the provisional stream as token ids; prefix_eod adds a leading EOD. */
 static int32_t *
-builder_map(rl_builder *b, const int32_t *map, size_t from, size_t to,
+builder_map(rl_builder *b, const unit_ids *e, size_t from, size_t to,
 			int prefix_eod, size_t *n)
 {
-	size_t		len = to - from + (prefix_eod ? 1 : 0);
-	int32_t    *out = rl_alloc_array(b->env, len ? len : 1, sizeof(int32_t));
-	size_t		i,
+	size_t		len = prefix_eod ? 1 : 0,
+				i,
 				k = 0;
+	int32_t    *out;
 
+	for (i = from; i < to; i++)
+		len += b->ids[i] == PROV_EOD ? 1 : e->off[b->ids[i] + 1] - e->off[b->ids[i]];
+	out = rl_alloc_array(b->env, len ? len : 1, sizeof(int32_t));
 	if (out == NULL)
 		return NULL;
 	if (prefix_eod)
 		out[k++] = RL_TOKEN_EOD;
 	for (i = from; i < to; i++)
-		out[k++] = b->ids[i] == PROV_EOD ? RL_TOKEN_EOD : map[b->ids[i]];
+	{
+		int32_t		id = b->ids[i];
+
+		if (id == PROV_EOD)
+			out[k++] = RL_TOKEN_EOD;
+		else
+		{
+			size_t		m = e->off[id + 1] - e->off[id];
+
+			memcpy(out + k, e->ids + e->off[id], m * sizeof(int32_t));
+			k += m;
+		}
+	}
 	*n = len;
 	return out;
 }
 
-/* Splits off validation documents, chooses the vocabulary, renumbers the streams. */
+/* The id streams of the training and validation documents under the vocabulary. */
+static rl_status
+builder_streams(rl_builder *b, size_t split, size_t val_docs, const rl_vocab *vocab,
+				int32_t **train, size_t *ntrain, int32_t **val, size_t *nval)
+{
+	unit_ids	e = {NULL, NULL};
+	rl_status	st = RL_OK;
+
+	if (!encode_units(b, vocab, &e))
+		st = b->env->status;
+	else
+	{
+		*train = builder_map(b, &e, 0, split, 0, ntrain);
+		if (*train != NULL && val_docs > 0)
+			*val = builder_map(b, &e, split, b->nids, 1, nval);
+		if (*train == NULL || (val_docs > 0 && *val == NULL))
+		{
+			rl_free(b->env, *train);
+			*train = NULL;
+			st = b->env->status;
+		}
+	}
+	rl_free(b->env, e.off);
+	rl_free(b->env, e.ids);
+	return st;
+}
+
+/* Where the training documents end in the stream, or an error if none are left. */
+static rl_status
+builder_split(rl_builder *b, size_t val_docs, size_t *split)
+{
+	if (val_docs >= b->ndocs)
+		return rl_error(b->env, RL_ERR_DATA,
+						"no training documents left after holding out %zu for validation", val_docs);
+	*split = b->doc_end[b->ndocs - val_docs - 1];
+	return RL_OK;
+}
+
+/* Splits off validation documents, learns the vocabulary, rewrites the streams. */
 rl_status
 rl_builder_finish(rl_builder *b, size_t val_docs, int32_t max_vocab,
 				  rl_vocab **vocab, int32_t **train, size_t *ntrain,
 				  int32_t **val, size_t *nval)
 {
 	rl_env	   *env = b->env;
-	size_t		split,
-				i;
-	rank_entry *rank = NULL;
-	int32_t    *map = NULL;
-	uint32_t   *lengths = NULL;
-	char	   *strings = NULL;
-	int32_t		nkeep = 0,
-				k;
-	size_t		pos;
-	rl_status	st = RL_OK;
+	rl_unit_count *counts;
+	size_t		split = 0;
+	rl_status	st;
 
 	*vocab = NULL;
 	*train = *val = NULL;
 	*ntrain = *nval = 0;
-	if (val_docs >= b->ndocs)
-		return rl_error(env, RL_ERR_DATA, "no training documents left after holding out %zu for validation",
-						val_docs);
-	split = b->doc_end[b->ndocs - val_docs - 1];
-
-	rank = rl_alloc_array(env, (size_t) b->ndistinct + 1, sizeof(rank_entry));
-	map = rl_alloc_array(env, (size_t) b->ndistinct + 1, sizeof(int32_t));
-	if (!rank || !map)
-		goto fail;
-	for (k = 0; k < b->ndistinct; k++)
-		rank[k].id = k;
-	for (i = 0; i < split; i++)
-		if (b->ids[i] >= 0)
-			rank[b->ids[i]].count++;
-	qsort(rank, b->ndistinct, sizeof(rank_entry), rank_cmp);
-	while (nkeep < b->ndistinct && rank[nkeep].count > 0 &&
-		   (max_vocab <= 0 || nkeep < max_vocab) &&
-		   nkeep < RL_MAX_VOCAB - RL_NUM_SPECIAL)
-		nkeep++;
-	if (nkeep == 0)
+	if ((st = builder_split(b, val_docs, &split)) != RL_OK)
+		return st;
+	counts = builder_counts(b, split);
+	if (counts == NULL)
+		return env->status;
+	if (b->ndistinct == 0 || split <= b->ndocs - val_docs + 1)
 	{
-		st = rl_error(env, RL_ERR_DATA, "the training documents contain no tokens");
-		goto fail;
+		rl_free(env, counts);
+		return rl_error(env, RL_ERR_DATA, "the training documents contain no tokens");
 	}
-
-	lengths = rl_alloc_array(env, (size_t) nkeep + RL_NUM_SPECIAL, sizeof(uint32_t));
-	strings = rl_alloc(env, b->str_len + 16);
-	if (!lengths || !strings)
-		goto fail;
-	memcpy(strings, "<eod><unk>", 10);
-	lengths[RL_TOKEN_EOD] = 5;
-	lengths[RL_TOKEN_UNK] = 5;
-	pos = 10;
-	for (k = 0; k < b->ndistinct; k++)
-		map[k] = RL_TOKEN_UNK;
-	for (k = 0; k < nkeep; k++)
-	{
-		int32_t		id = rank[k].id;
-		uint32_t	len = b->off[id + 1] - b->off[id];
-
-		map[id] = RL_NUM_SPECIAL + k;
-		lengths[RL_NUM_SPECIAL + k] = len;
-		memcpy(strings + pos, b->str + b->off[id], len);
-		pos += len;
-	}
-	st = rl_vocab_create(env, nkeep + RL_NUM_SPECIAL, lengths, strings, vocab);
-	if (st != RL_OK)
-		goto fail;
-
-	*train = builder_map(b, map, 0, split, 0, ntrain);
-	if (*train == NULL)
-		goto fail;
-	if (val_docs > 0)
-	{
-		*val = builder_map(b, map, split, b->nids, 1, nval);
-		if (*val == NULL)
-			goto fail;
-	}
-	rl_free(env, rank);
-	rl_free(env, map);
-	rl_free(env, lengths);
-	rl_free(env, strings);
-	return RL_OK;
-
-fail:
+	st = rl_tokenizer(b->cfg.tokenizer)->learn(env, counts, b->ndistinct, max_vocab, vocab);
+	rl_free(env, counts);
 	if (st == RL_OK)
-		st = env->status;
-	rl_free(env, rank);
-	rl_free(env, map);
-	rl_free(env, lengths);
-	rl_free(env, strings);
-	rl_vocab_free(env, *vocab);
-	rl_free(env, *train);
-	rl_free(env, *val);
-	*vocab = NULL;
-	*train = *val = NULL;
+		st = builder_streams(b, split, val_docs, *vocab, train, ntrain, val, nval);
+	if (st != RL_OK)
+	{
+		rl_vocab_free(env, *vocab);
+		*vocab = NULL;
+	}
 	return st;
 }
 
 /*
  * Like rl_builder_finish, but with a vocabulary that is given (the model a
- * new one is fine-tuned from): every token outside it becomes RL_TOKEN_UNK.
+ * new one is fine-tuned from): every unit outside it becomes RL_TOKEN_UNK.
  */
 rl_status
 rl_builder_finish_vocab(rl_builder *b, size_t val_docs, const rl_vocab *vocab,
 						int32_t **train, size_t *ntrain, int32_t **val, size_t *nval)
 {
-	rl_env	   *env = b->env;
-	int32_t    *map;
-	size_t		split;
-	int32_t		k;
+	size_t		split = 0;
+	rl_status	st;
 
 	*train = *val = NULL;
 	*ntrain = *nval = 0;
-	if (val_docs >= b->ndocs)
-		return rl_error(env, RL_ERR_DATA, "no training documents left after holding out %zu for validation",
-						val_docs);
-	split = b->doc_end[b->ndocs - val_docs - 1];
-	map = rl_alloc_array(env, (size_t) b->ndistinct + 1, sizeof(int32_t));
-	if (map == NULL)
-		return env->status;
-	for (k = 0; k < b->ndistinct; k++)
-	{
-		int32_t		id = rl_vocab_lookup(vocab, b->str + b->off[k], b->off[k + 1] - b->off[k]);
-
-		map[k] = id < 0 ? RL_TOKEN_UNK : id;
-	}
-	*train = builder_map(b, map, 0, split, 0, ntrain);
-	if (*train != NULL && val_docs > 0)
-		*val = builder_map(b, map, split, b->nids, 1, nval);
-	rl_free(env, map);
-	if (*train == NULL || (val_docs > 0 && *val == NULL))
-	{
-		rl_free(env, *train);
-		*train = NULL;
-		return env->status;
-	}
-	return RL_OK;
+	if ((st = builder_split(b, val_docs, &split)) != RL_OK)
+		return st;
+	return builder_streams(b, split, val_docs, vocab, train, ntrain, val, nval);
 }
 
 /* Frees a builder and everything it holds. */
@@ -757,22 +756,4 @@ rl_builder_free(rl_builder *b)
 	rl_free(b->env, b->ids);
 	rl_free(b->env, b->doc_end);
 	rl_free(b->env, b);
-}
-
-/* Whether s is well-formed UTF-8 without NUL characters. */
-int
-rl_utf8_valid(const char *s, size_t len)
-{
-	size_t		pos = 0;
-
-	while (pos < len)
-	{
-		uint32_t	c;
-		size_t		n = utf8_next((const unsigned char *) s + pos, len - pos, &c);
-
-		if (c == 0 || (c == 0xFFFD && n == 1 && (unsigned char) s[pos] >= 0x80))
-			return 0;
-		pos += n;
-	}
-	return 1;
 }

@@ -54,6 +54,7 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 	size_t		len;
 	char	   *u;
 	StringInfoData out;
+	char	   *clean;
 	int32		produced = 0;
 
 	so.temperature = PG_ARGISNULL(3) ? 1.0 : PG_GETARG_FLOAT8(3);
@@ -115,13 +116,15 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 		if (tok == RL_TOKEN_EOD)
 			break;
 		t = rl_vocab_token(m->vocab, tok, &tlen);
-		if (m->cfg.tokenizer == RL_TOK_WORD && produced > 0)
+		if (rl_tokenizer(m->cfg.tokenizer)->spaced && produced > 0)
 			appendStringInfoChar(&out, ' ');
 		appendBinaryStringInfo(&out, t, (int) tlen);
 		produced++;
 		rl_state_feed(lm->state, tok);
 	}
-	PG_RETURN_TEXT_P(rnnlm_utf8_to_text(out.data, out.len));
+	/* bpe tokens are bytes: keep whole UTF-8 only, dropping a cut-off last character */
+	clean = palloc(3 * (size_t) out.len + 1);
+	PG_RETURN_TEXT_P(rnnlm_utf8_to_text(clean, rl_utf8_clean(out.data, out.len, clean)));
 }
 
 /*
@@ -171,11 +174,9 @@ rnnlm_next_tokens(PG_FUNCTION_ARGS)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
-		size_t		tlen;
-		const char *t = rl_vocab_token(m->vocab, top[i], &tlen);
 		double		p = exp((double) z[top[i]] - mx) / sum;
 
-		values[0] = PointerGetDatum(rnnlm_utf8_to_text(t, tlen));
+		values[0] = PointerGetDatum(rnnlm_token_text(m, top[i]));
 		values[1] = Float8GetDatum(isfinite(p) ? p : 0.0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

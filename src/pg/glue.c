@@ -195,10 +195,19 @@ rnnlm_tokenize(rl_env *env, const rl_model *m, const char *u, size_t len, size_t
 {
 	int32_t    *ids;
 
-	if (rl_tokenize(env, m->vocab, m->cfg.tokenizer, m->cfg.lowercase, u, len,
-					&ids, n) != RL_OK)
+	if (rl_tokenize(env, &m->cfg, m->vocab, u, len, &ids, n) != RL_OK)
 		rnnlm_raise(env, "tokenizing");
 	return ids;
+}
+
+/* A token of the model as text, as its tokenizer shows it (bpe: bytes escaped). */
+text *
+rnnlm_token_text(const rl_model *m, int32_t id)
+{
+	char	   *buf = palloc(RL_MAX_TOKEN_BYTES * 4 + 1);
+	size_t		n = rl_tokenizer(m->cfg.tokenizer)->describe(m->vocab, id, buf);
+
+	return rnnlm_utf8_to_text(buf, n);
 }
 
 /* A text datum from UTF-8 bytes, converted to the server encoding. */

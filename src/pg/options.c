@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/numeric.h"
@@ -23,7 +24,8 @@ typedef enum OptKind
 	OPT_REAL,					/* double */
 	OPT_BOOL,					/* bool */
 	OPT_ENUM,					/* int32 index into choices' values */
-	OPT_NAME					/* char *, a model name */
+	OPT_NAME,					/* char *, a model name */
+	OPT_TEXT					/* char *, UTF-8 text, or NULL */
 } OptKind;
 
 typedef struct OptChoice
@@ -50,9 +52,9 @@ static const OptChoice cell_choices[] = {
 };
 /* The core's precisions, filled in by rnnlm_options_init. */
 static OptChoice precision_choices[RL_PREC_AUTO + 2];
-static const OptChoice tokenizer_choices[] = {
-	{"word", RL_TOK_WORD}, {"char", RL_TOK_CHAR}, {NULL, 0}
-};
+/* The core's tokenizers and normalisations, filled in by rnnlm_options_init. */
+static OptChoice tokenizer_choices[RL_NUM_TOKENIZERS + 1];
+static OptChoice normalize_choices[RL_NORM_NFKC + 2];
 
 #define OFF(field) offsetof(RnnlmOptions, field)
 
@@ -66,6 +68,9 @@ static const OptSpec opt_specs[] = {
 	{"tokenizer", OPT_ENUM, OFF(tokenizer), RL_TOK_WORD, 0, 0, false, tokenizer_choices, true},
 	{"max_vocab", OPT_INT, OFF(max_vocab), 10000, 0, RL_MAX_VOCAB - RL_NUM_SPECIAL, false, NULL, true},
 	{"lowercase", OPT_BOOL, OFF(lowercase), 1, 0, 0, false, NULL, true},
+	{"normalize", OPT_ENUM, OFF(normalize), RL_NORM_NONE, 0, 0, false, normalize_choices, true},
+	{"filters", OPT_TEXT, OFF(filters), 0, 0, RL_MAX_FILTER_BYTES, false, NULL, true},
+	{"split_on_punctuation", OPT_BOOL, OFF(split_on_punctuation), 0, 0, 0, false, NULL, true},
 	{"embedding_dim", OPT_INT, OFF(embedding_dim), 256, 1, RL_MAX_EMBED, false, NULL, true},
 	{"hidden_size", OPT_INT, OFF(hidden_size), 512, 1, RL_MAX_HIDDEN, false, NULL, true},
 	{"num_layers", OPT_INT, OFF(num_layers), 2, 1, RL_MAX_LAYERS, false, NULL, true},
@@ -124,6 +129,16 @@ rnnlm_options_init(void)
 	{
 		precision_choices[i].name = rl_precision_name((rl_precision) i);
 		precision_choices[i].value = i;
+	}
+	for (i = 0; i < RL_NUM_TOKENIZERS; i++)
+	{
+		tokenizer_choices[i].name = rl_tokenizer_name((rl_tokenizer_kind) i);
+		tokenizer_choices[i].value = i;
+	}
+	for (i = 0; i <= RL_NORM_NFKC; i++)
+	{
+		normalize_choices[i].name = rl_normalize_name((rl_normalize) i);
+		normalize_choices[i].value = i;
 	}
 }
 
@@ -290,6 +305,19 @@ set_option(RnnlmOptions *opts, const OptSpec *spec, JsonbValue *v)
 			*(char **) field(opts, spec) =
 				rnnlm_check_name(CStringGetTextDatum(str), false);
 			break;
+		case OPT_TEXT:
+			if (v->type == jbvNull)
+			{
+				*(char **) field(opts, spec) = NULL;
+				break;
+			}
+			str = checked_string(spec, v);
+			if (strlen(pg_server_to_any(str, (int) strlen(str), PG_UTF8)) > spec->max)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("rnnlm option \"%s\" is longer than %.0f bytes", spec->key, spec->max)));
+			*(char **) field(opts, spec) = str;
+			break;
 	}
 }
 
@@ -317,6 +345,7 @@ set_defaults(RnnlmOptions *opts)
 				*(int32 *) field(opts, spec) = (int32) spec->def;
 				break;
 			case OPT_NAME:
+			case OPT_TEXT:
 				*(char **) field(opts, spec) = NULL;
 				break;
 		}
@@ -360,14 +389,23 @@ rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
 		}
 	}
 
-	/* defaults that depend on the tokenizer */
-	if (opts->tokenizer == RL_TOK_CHAR)
-	{
-		if (!rnnlm_option_given(opts, "max_vocab"))
-			opts->max_vocab = 0;
-		if (!rnnlm_option_given(opts, "lowercase"))
-			opts->lowercase = false;
-	}
+	/* defaults that depend on the tokenizer, from its row in the core */
+	if (!rnnlm_option_given(opts, "max_vocab"))
+		opts->max_vocab = rl_tokenizer((rl_tokenizer_kind) opts->tokenizer)->default_max_vocab;
+	if (!rnnlm_option_given(opts, "lowercase"))
+		opts->lowercase = rl_tokenizer((rl_tokenizer_kind) opts->tokenizer)->default_lowercase;
+	if (opts->tokenizer != RL_TOK_WORD &&
+		(rnnlm_option_given(opts, "filters") || rnnlm_option_given(opts, "split_on_punctuation")))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm options \"filters\" and \"split_on_punctuation\" are for the word tokenizer")));
+	if (opts->tokenizer == RL_TOK_BPE && opts->max_vocab > 0 &&
+		opts->max_vocab < RL_BPE_BYTE0 + 256)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm option \"max_vocab\" must be at least %d for the bpe tokenizer",
+						RL_BPE_BYTE0 + 256),
+				 errdetail("A bpe vocabulary holds the 256 bytes and the reserved tokens.")));
 	if (opts->early_stopping_patience > 0 && opts->validation_fraction == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -400,6 +438,7 @@ append_option(StringInfo s, RnnlmOptions *opts, const OptSpec *spec)
 			appendStringInfo(s, "\"%s\"", choice_name(spec, *(int32 *) f));
 			break;
 		case OPT_NAME:
+		case OPT_TEXT:
 			if (*(char **) f)
 				escape_json(s, *(char **) f);
 			else

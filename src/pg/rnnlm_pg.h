@@ -42,6 +42,7 @@ extern char *rnnlm_check_name(Datum d, bool isnull);
 extern char *rnnlm_text_to_utf8(text *t, size_t *len);
 extern int32_t *rnnlm_tokenize(rl_env *env, const rl_model *m, const char *u,
 							   size_t len, size_t *n);
+extern text *rnnlm_token_text(const rl_model *m, int32_t id);
 extern text *rnnlm_utf8_to_text(const char *s, size_t len);
 extern void rnnlm_append_json_real(StringInfo s, const char *key, double v);
 
@@ -58,6 +59,9 @@ typedef struct RnnlmOptions
 	int32		tokenizer;		/* rl_tokenizer_kind */
 	int32		max_vocab;		/* 0 = unlimited */
 	bool		lowercase;
+	int32		normalize;		/* rl_normalize */
+	char	   *filters;		/* word: the characters filtered, or NULL */
+	bool		split_on_punctuation;
 	int32		embedding_dim;
 	int32		hidden_size;
 	int32		num_layers;

@@ -113,28 +113,46 @@ rnnlm_perplexity_array(PG_FUNCTION_ARGS)
 
 typedef struct SplitCtx
 {
-	const rl_vocab *v;
+	const rl_model *m;
 	StringInfoData toks;		/* token texts, NUL-separated */
 	int32_t    *ids;
 	size_t		n,
 				cap;
+	char	   *shown;			/* a token as its tokenizer shows it */
 } SplitCtx;
 
-/* Split callback: records a token's text and id. */
+/*
+ * Split callback: records the ids of a unit and their texts: the unit's own
+ * text for <unk> (the word that was not in the vocabulary), else the token
+ * as the tokenizer shows it.
+ */
 static int
 record_token(void *ud, const char *tok, size_t len)
 {
 	SplitCtx   *c = ud;
+	const rl_tokenizer_ops *ops = rl_tokenizer(c->m->cfg.tokenizer);
+	size_t		got,
+				j;
 
-	if (c->n == c->cap)
+	if (c->n + len > c->cap)
 	{
-		c->cap = c->cap ? c->cap * 2 : 64;
+		c->cap = Max(c->cap * 2, c->n + len + 64);
 		c->ids = c->ids ? repalloc_huge(c->ids, c->cap * sizeof(int32_t))
 			: palloc_extended(c->cap * sizeof(int32_t), MCXT_ALLOC_HUGE);
 	}
-	c->ids[c->n++] = rl_vocab_lookup(c->v, tok, len);
-	appendBinaryStringInfo(&c->toks, tok, (int) len);
-	appendStringInfoChar(&c->toks, '\0');
+	got = ops->encode(c->m->vocab, tok, len, c->ids + c->n);
+	for (j = 0; j < got; j++)
+	{
+		int32_t		id = c->ids[c->n + j];
+
+		if (id == RL_TOKEN_UNK)
+			appendBinaryStringInfo(&c->toks, tok, (int) len);
+		else
+			appendBinaryStringInfo(&c->toks, c->shown,
+								   (int) ops->describe(c->m->vocab, id, c->shown));
+		appendStringInfoChar(&c->toks, '\0');
+	}
+	c->n += got;
 	return 1;
 }
 
@@ -159,9 +177,11 @@ rnnlm_token_logprobs(PG_FUNCTION_ARGS)
 	rnnlm_use_precision(lm);
 	rnnlm_env_init(&env, CurrentMemoryContext, false);
 	memset(&sc, 0, sizeof(sc));
-	sc.v = m->vocab;
+	sc.m = m;
+	sc.shown = palloc(RL_MAX_TOKEN_BYTES * 4 + 1);
 	initStringInfo(&sc.toks);
-	rl_split(m->cfg.tokenizer, m->cfg.lowercase, u, len, record_token, &sc);
+	if (!rl_split(&env, &m->cfg, u, len, record_token, &sc))
+		rnnlm_raise(&env, "tokenizing");
 	lps = palloc_extended((sc.n + 1) * sizeof(double), MCXT_ALLOC_HUGE);
 	if (rl_score(&env, lm->state, sc.ids, sc.n, &nll, NULL, lps) != RL_OK)
 		rnnlm_raise(&env, "scoring");

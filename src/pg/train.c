@@ -19,6 +19,7 @@
 
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -131,16 +132,53 @@ rnnlm_training_load_parent(RnnlmTraining *t)
 					rnnlm_option_choice_name("tokenizer", c->tokenizer));
 	check_inherited(t, "lowercase", o->lowercase ? "true" : "false",
 					c->lowercase ? "true" : "false");
+	check_inherited(t, "normalize", rnnlm_option_choice_name("normalize", o->normalize),
+					rnnlm_option_choice_name("normalize", c->normalize));
+	check_inherited(t, "split_on_punctuation", o->split_on_punctuation ? "true" : "false",
+					c->split_on_punct ? "true" : "false");
+	check_inherited(t, "filters", o->filters ? o->filters : "(the Unicode categories)",
+					c->has_filters ? pg_any_to_server(c->filters, (int) strlen(c->filters), PG_UTF8)
+					: "(the Unicode categories)");
 	check_inherited_int(t, "embedding_dim", o->embedding_dim, c->embedding_dim);
 	check_inherited_int(t, "hidden_size", o->hidden_size, c->hidden_size);
 	check_inherited_int(t, "num_layers", o->num_layers, c->num_layers);
 	o->cell = c->cell;
 	o->tokenizer = c->tokenizer;
 	o->lowercase = c->lowercase;
+	o->normalize = c->normalize;
+	o->split_on_punctuation = c->split_on_punct;
+	o->filters = c->has_filters
+		? pg_any_to_server(c->filters, (int) strlen(c->filters), PG_UTF8) : NULL;
 	o->max_vocab = c->vocab_size - RL_NUM_SPECIAL;
 	o->embedding_dim = c->embedding_dim;
 	o->hidden_size = c->hidden_size;
 	o->num_layers = c->num_layers;
+}
+
+/*
+ * How the new model turns text into tokens: the parent's rules when
+ * fine-tuning, else the Unicode rules with the options'.
+ */
+static void
+text_config(const RnnlmTraining *t, rl_config *cfg)
+{
+	const RnnlmOptions *o = &t->opts;
+
+	if (t->model)
+	{
+		*cfg = t->model->cfg;
+		return;
+	}
+	memset(cfg, 0, sizeof(*cfg));
+	rl_config_text_init(cfg, (rl_tokenizer_kind) o->tokenizer, o->lowercase);
+	cfg->normalize = (rl_normalize) o->normalize;
+	cfg->split_on_punct = o->split_on_punctuation;
+	if (o->filters)
+	{
+		cfg->has_filters = 1;
+		strlcpy(cfg->filters, pg_server_to_any(o->filters, (int) strlen(o->filters), PG_UTF8),
+				sizeof(cfg->filters));
+	}
 }
 
 /* Row callback: adds one document to the builder. */
@@ -179,8 +217,10 @@ rnnlm_training_read(RnnlmTraining *t, const char *query)
 	uint64		rows,
 				nonnull;
 	rl_status	st;
+	rl_config	cfg;
 
-	if (rl_builder_create(&t->env, t->opts.tokenizer, t->opts.lowercase, &t->builder) != RL_OK)
+	text_config(t, &cfg);
+	if (rl_builder_create(&t->env, &cfg, &t->builder) != RL_OK)
 		rnnlm_raise(&t->env, "starting training");
 	rows = rnnlm_read_text_rows(query, "training query", add_document, t, &nonnull);
 	if (rows == 0)
@@ -250,9 +290,8 @@ rnnlm_training_start(RnnlmTraining *t)
 	rnnlm_core_train_opts(&t->opts, &to);
 	if (t->model == NULL)
 	{
+		text_config(t, &cfg);
 		cfg.cell = t->opts.cell;
-		cfg.tokenizer = t->opts.tokenizer;
-		cfg.lowercase = t->opts.lowercase;
 		cfg.vocab_size = t->vocab->size;
 		cfg.embedding_dim = t->opts.embedding_dim;
 		cfg.hidden_size = t->opts.hidden_size;

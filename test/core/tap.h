@@ -42,6 +42,9 @@ extern void test_fail_alloc_at(long n);
 extern void test_fill_uniform(float *p, size_t n, double a, rl_rng *rng);
 /* A vocabulary "<eod>", "<unk>", "t2", ..., "t{V-1}". */
 extern rl_vocab *test_vocab(rl_env *env, int32_t V);
+
+/* The text settings of a tokenizer under the rules of rnnlm 0.1 (rules = 0). */
+#define TEST_TEXT_V01(kind, lc) (&(rl_config) {.tokenizer = (kind), .lowercase = (lc)})
 /* A model with the given shape and weights uniform in [-scale, scale]. */
 extern rl_model *test_model(rl_env *env, rl_cell_kind cell, int32_t V, int32_t E,
 							int32_t H, int32_t L, double scale, uint64_t seed);
@@ -61,12 +64,14 @@ extern void test_training(void);
 extern void test_kernels(void);
 extern void test_run(void);
 extern void test_compute(void);
+extern void test_text(void);
 
 #define TEST_GRADIENTS_POINTS	60
 #define TEST_INFER_POINTS		19
 #define TEST_SAMPLING_POINTS	14
 #define TEST_TOKENIZERS_POINTS	38
-#define TEST_FORMAT_POINTS		68
+#define TEST_FORMAT_POINTS		117
+#define TEST_TEXT_POINTS		18
 #define TEST_TRAINING_POINTS	25
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TEST_KERNEL_SETS		4

@@ -27,6 +27,7 @@ static const test_group groups[] = {
 	{"inference", test_infer, TEST_INFER_POINTS},
 	{"sampling", test_sampling, TEST_SAMPLING_POINTS},
 	{"tokenizers", test_tokenizers, TEST_TOKENIZERS_POINTS},
+	{"text", test_text, TEST_TEXT_POINTS},
 	{"format", test_format, TEST_FORMAT_POINTS},
 	{"training", test_training, TEST_TRAINING_POINTS},
 	{"runs", test_run, TEST_RUN_POINTS},

@@ -1,8 +1,10 @@
 /*
  * test_format.c
- *		The model file: the checksum, round trips, a writer built from
- *		doc/format.md alone compared with the serializer, and the reader
- *		against truncated, bit-flipped and structurally wrong blobs.
+ *		The model file: the checksum, round trips, writers of both format
+ *		versions built from doc/format.md alone (version 1 to check that
+ *		old files load, version 2 compared with the serializer), and the
+ *		reader against truncated, bit-flipped and structurally wrong blobs
+ *		of both versions, bpe models included.
  *
  * Mutated blobs are tried both as they are (the checksum must catch them)
  * and with the checksum recomputed, so that the structural checks are
@@ -123,6 +125,160 @@ doc_nparams(uint64_t G, uint64_t V, uint64_t E, uint64_t H, uint64_t L)
 	for (l = 0; l < L; l++)
 		n += G * H * ((l == 0 ? E : H) + H + 1);
 	return n;
+}
+
+/* ---------------- version 2, from doc/format.md ---------------- */
+
+#define MAXSEC 70
+
+/* A section of a version 2 blob. */
+typedef struct sec
+{
+	char		tag[5];
+	uint8_t    *data;
+	size_t		len;
+} sec;
+
+/* A version 2 blob described as its sections. */
+typedef struct spec2
+{
+	int			n;
+	sec			s[MAXSEC];
+	int64_t		declared;		/* the section count written; -1 = n */
+	size_t		extra;			/* zero bytes before the checksum */
+} spec2;
+
+/* Appends a little-endian u64. */
+static uint8_t *
+put64(uint8_t *p, uint64_t v)
+{
+	return put32(put32(p, (uint32_t) v), (uint32_t) (v >> 32));
+}
+
+/* Writes the blob a spec2 describes (malloc'd). */
+static uint8_t *
+spec2_write(const spec2 *s, size_t *len)
+{
+	size_t		n = 16 + s->extra + 4;
+	uint8_t    *buf,
+			   *p;
+	int			i;
+
+	for (i = 0; i < s->n; i++)
+		n += 12 + s->s[i].len;
+	buf = calloc(1, n);
+	if (buf == NULL)
+		tap_bail("out of memory");
+	memcpy(buf, "RNNLM\0\r\n", 8);
+	p = put32(buf + 8, 2);
+	p = put32(p, s->declared >= 0 ? (uint32_t) s->declared : (uint32_t) s->n);
+	for (i = 0; i < s->n; i++)
+	{
+		memcpy(p, s->s[i].tag, 4);
+		p = put64(p + 4, s->s[i].len);
+		memcpy(p, s->s[i].data, s->s[i].len);
+		p += s->s[i].len;
+	}
+	p += s->extra;
+	put32(p, rl_crc32(buf, (size_t) (p - buf)));
+	*len = n;
+	return buf;
+}
+
+/* Adds a section with a copy of the payload. */
+static void
+spec2_add(spec2 *s, const char *tag, const uint8_t *data, size_t len)
+{
+	sec		   *x = &s->s[s->n++];
+
+	memcpy(x->tag, tag, 5);
+	x->data = malloc(len + 1);
+	if (x->data == NULL)
+		tap_bail("out of memory");
+	memcpy(x->data, data, len);
+	x->len = len;
+}
+
+/* Frees a spec2's payloads. */
+static void
+spec2_free(spec2 *s)
+{
+	int			i;
+
+	for (i = 0; i < s->n; i++)
+		free(s->s[i].data);
+	s->n = 0;
+}
+
+/* Appends a u32 length and the bytes of a string. */
+static uint8_t *
+put_str(uint8_t *p, const char *str)
+{
+	p = put32(p, (uint32_t) strlen(str));
+	memcpy(p, str, strlen(str));
+	return p + strlen(str);
+}
+
+/* The sections of a model, as doc/format.md lays them out. */
+static void
+spec2_from_model(spec2 *s, const rl_model *m)
+{
+	const rl_config *c = &m->cfg;
+	const rl_vocab *v = m->vocab;
+	uint8_t    *buf = malloc(16 * (size_t) v->size + v->offsets[v->size] + 4 * m->nparams + 1024),
+			   *p;
+	int32_t		i;
+	size_t		k;
+
+	if (buf == NULL)
+		tap_bail("out of memory");
+	memset(s, 0, sizeof(*s));
+	s->declared = -1;
+	p = put32(buf, (uint32_t) c->cell);
+	p = put32(p, (uint32_t) c->tokenizer);
+	p = put32(p, c->lowercase ? 1 : 0);
+	p = put32(p, (uint32_t) c->vocab_size);
+	p = put32(p, (uint32_t) c->embedding_dim);
+	p = put32(p, (uint32_t) c->hidden_size);
+	p = put32(p, (uint32_t) c->num_layers);
+	p = put64(p, doc_nparams((uint64_t) rl_cell_gates(c->cell), (uint64_t) c->vocab_size,
+							 (uint64_t) c->embedding_dim, (uint64_t) c->hidden_size,
+							 (uint64_t) c->num_layers));
+	spec2_add(s, "CONF", buf, (size_t) (p - buf));
+	p = put32(buf, (uint32_t) c->rules);
+	p = put32(p, (uint32_t) c->normalize);
+	p = put32(p, (c->split_on_punct ? 1u : 0u) | (c->has_filters ? 2u : 0u));
+	p = put_str(p, c->filters);
+	p = put_str(p, c->unicode_version);
+	spec2_add(s, "TEXT", buf, (size_t) (p - buf));
+	p = buf;
+	for (i = 0; i < v->size; i++)
+	{
+		size_t		len;
+		const char *t = rl_vocab_token(v, i, &len);
+
+		p = put32(p, (uint32_t) len);
+		memcpy(p, t, len);
+		p += len;
+	}
+	spec2_add(s, "VOCB", buf, (size_t) (p - buf));
+	if (c->tokenizer == RL_TOK_BPE)
+	{
+		p = put32(buf, (uint32_t) v->nmerges);
+		for (i = 0; i < 2 * v->nmerges; i++)
+			p = put32(p, (uint32_t) v->merges[i]);
+		spec2_add(s, "MERG", buf, (size_t) (p - buf));
+	}
+	p = buf;
+	for (k = 0; k < m->nparams; k++)
+	{
+		uint32_t	bits;
+
+		memcpy(&bits, &m->params[k], 4);
+		p = put32(p, bits);
+	}
+	spec2_add(s, "PARM", buf, (size_t) (p - buf));
+	free(buf);
 }
 
 /* The spec of a model (pointing into it). */
@@ -321,12 +477,26 @@ check_round_trip(rl_env *env, rl_cell_kind cell, rl_tokenizer_kind tk, int lower
 				b;
 	const char *name = rl_cell_name(cell);
 
-	if (rl_model_serialize(env, m, &blob, &len) != RL_OK)
-		tap_bail("rl_model_serialize: %s", env->errmsg);
 	spec_from_model(&s, m);
 	mine = spec_write(&s, &mylen);
+	m2 = NULL;
+	tap_ok(rl_model_deserialize(env, mine, mylen, &m2) == RL_OK && models_equal(m, m2) &&
+		   m2->cfg.rules == RL_RULES_V01,
+		   "%s: a file of format version 1 (%zu bytes) loads, with the text rules of 0.1", name, mylen);
+	rl_model_free(env, m2);
+	m2 = NULL;
+	free(mine);
+	if (rl_model_serialize(env, m, &blob, &len) != RL_OK)
+		tap_bail("rl_model_serialize: %s", env->errmsg);
+	{
+		spec2		s2;
+
+		spec2_from_model(&s2, m);
+		mine = spec2_write(&s2, &mylen);
+		spec2_free(&s2);
+	}
 	tap_ok(mylen == len && memcmp(mine, blob, len) == 0,
-		   "%s: the serializer writes exactly the layout of doc/format.md (%zu bytes)", name, len);
+		   "%s: the serializer writes exactly the version 2 layout of doc/format.md (%zu bytes)", name, len);
 	free(mine);
 
 	if (rl_model_deserialize(env, blob, len, &m2) != RL_OK)
@@ -352,9 +522,14 @@ check_round_trip(rl_env *env, rl_cell_kind cell, rl_tokenizer_kind tk, int lower
 	rl_model_free(env, m);
 }
 
-/* Every prefix, every single bit flip, and random corruption of a small blob. */
+/*
+ * Every prefix, every single bit flip, and random corruption of a small
+ * blob.  A bit flip in the first header_end bytes (the fixed fields) must
+ * be refused, except bit 0 of the tokenizer (at byte tok_at: word and char
+ * swap) and of the lowercase flag (the next u32).
+ */
 static void
-check_corruption(rl_env *env, const uint8_t *blob, size_t len)
+check_corruption(rl_env *env, const uint8_t *blob, size_t len, size_t header_end, size_t tok_at)
 {
 	uint8_t    *buf = malloc(len + 16);
 	load_stats	raw,
@@ -406,7 +581,7 @@ check_corruption(rl_env *env, const uint8_t *blob, size_t len)
 			fix_crc(buf, len);
 			st = try_load(env, buf, len, &fixed);
 			/* in the header only the tokenizer's and the lowercase flag's low bits may change */
-			if (k < 52 && st == RL_OK && !((k == 16 || k == 20) && bit == 0))
+			if (k < header_end && st == RL_OK && !((k == tok_at || k == tok_at + 4) && bit == 0))
 			{
 				if (header_loaded_bad++ < 3)
 					tap_diag("header byte %zu bit %d flipped still loads", k, bit);
@@ -541,6 +716,209 @@ check_structure(rl_env *env, const rl_model *m)
 #undef MUTATE
 }
 
+/* One version 2 mutation: must be RL_ERR_FORMAT without a refused allocation or a leak. */
+static void
+expect_format2(rl_env *env, const spec2 *s, const char *desc)
+{
+	load_stats	ls;
+	size_t		len;
+	uint8_t    *blob = spec2_write(s, &len);
+	rl_status	st;
+
+	memset(&ls, 0, sizeof(ls));
+	st = try_load(env, blob, len, &ls);
+	if (st != RL_ERR_FORMAT)
+		tap_diag("status %d: %s", (int) st, env->errmsg);
+	tap_ok(st == RL_ERR_FORMAT && stats_clean(&ls), "version 2 refused (RL_ERR_FORMAT): %s [%s]",
+		   desc, st == RL_ERR_FORMAT ? env->errmsg : "");
+	free(blob);
+}
+
+/* The index of a section by tag, or bails. */
+static int
+sec_index(const spec2 *s, const char *tag)
+{
+	int			i;
+
+	for (i = 0; i < s->n; i++)
+		if (memcmp(s->s[i].tag, tag, 4) == 0)
+			return i;
+	tap_bail("no section %s", tag);
+}
+
+/* Removes section i. */
+static void
+sec_drop(spec2 *s, int i)
+{
+	free(s->s[i].data);
+	memmove(&s->s[i], &s->s[i + 1], sizeof(sec) * (size_t) (s->n - i - 1));
+	s->n--;
+}
+
+/* A deep copy of a spec2. */
+static void
+spec2_copy(spec2 *dst, const spec2 *src)
+{
+	int			i;
+
+	*dst = *src;
+	dst->n = 0;
+	for (i = 0; i < src->n; i++)
+		spec2_add(dst, src->s[i].tag, src->s[i].data, src->s[i].len);
+}
+
+/* Sets the u32 at byte off of section tag. */
+static void
+sec_put32(spec2 *s, const char *tag, size_t off, uint32_t v)
+{
+	put32(s->s[sec_index(s, tag)].data + off, v);
+}
+
+/* Sections of a version 2 file that are wrong, missing, repeated or unknown. */
+static void
+check_structure_v2(rl_env *env, const rl_model *m)
+{
+	spec2		base,
+				s;
+	uint8_t		junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	int			i;
+
+	spec2_from_model(&base, m);
+#define MUTATE2(stmt, desc) do { spec2_copy(&s, &base); stmt; expect_format2(env, &s, desc); spec2_free(&s); } while (0)
+	MUTATE2(sec_drop(&s, sec_index(&s, "CONF")), "no CONF section");
+	MUTATE2(sec_drop(&s, sec_index(&s, "TEXT")), "no TEXT section");
+	MUTATE2(sec_drop(&s, sec_index(&s, "VOCB")), "no VOCB section");
+	MUTATE2(sec_drop(&s, sec_index(&s, "PARM")), "no PARM section");
+	MUTATE2((spec2_add(&s, "TEXT", s.s[1].data, s.s[1].len)), "the TEXT section twice");
+	MUTATE2((spec2_add(&s, "CONF", s.s[0].data, s.s[0].len), sec_drop(&s, 0)), "CONF not first");
+	MUTATE2(spec2_add(&s, "XTRA", junk, 8), "an unknown section that must be understood");
+	MUTATE2(spec2_add(&s, "MERG", junk, 4), "a bpe merges section in a word model");
+	MUTATE2(s.declared = s.n + 1, "one section more declared than present");
+	MUTATE2(s.declared = s.n - 1, "one section fewer declared than present");
+	MUTATE2(s.declared = 0xFFFFFFFFu, "2^32 - 1 sections declared");
+	MUTATE2(s.extra = 3, "three bytes after the last section");
+	MUTATE2(s.s[sec_index(&s, "PARM")].len -= 4, "one parameter short");
+	MUTATE2(s.s[sec_index(&s, "CONF")].len -= 4, "a short CONF section");
+	MUTATE2(s.s[sec_index(&s, "VOCB")].len -= 1, "a VOCB section one byte short");
+	MUTATE2(sec_put32(&s, "CONF", 4, 3), "tokenizer 3");
+	MUTATE2(sec_put32(&s, "CONF", 4, 2), "a bpe model without its merges");
+	MUTATE2(sec_put32(&s, "TEXT", 0, 2), "text rules 2");
+	MUTATE2(sec_put32(&s, "TEXT", 4, 3), "normalisation 3");
+	MUTATE2(sec_put32(&s, "TEXT", 4, 1), "the rules of 0.1 with a normalisation");
+	MUTATE2(sec_put32(&s, "TEXT", 8, 4), "text flags bit 2");
+	MUTATE2(sec_put32(&s, "TEXT", 12, 300), "a filter string longer than its section");
+	MUTATE2(sec_put32(&s, "TEXT", 16, 40), "a Unicode version string that runs on");
+	for (i = 0; i < 8; i++)
+		junk[i] = 0;
+	MUTATE2((spec2_free(&s), spec2_add(&s, "CONF", base.s[0].data, base.s[0].len), s.declared = 65),
+			"65 sections declared");
+#undef MUTATE2
+
+	/* an unknown section whose tag starts in lower case is skipped */
+	{
+		uint8_t    *blob;
+		size_t		len;
+		rl_model   *m2 = NULL;
+
+		spec2_copy(&s, &base);
+		spec2_add(&s, "xtra", junk, 8);
+		blob = spec2_write(&s, &len);
+		tap_ok(rl_model_deserialize(env, blob, len, &m2) == RL_OK && models_equal(m, m2),
+			   "version 2: an unknown section tagged in lower case is skipped, the model loads");
+		rl_model_free(env, m2);
+		free(blob);
+		spec2_free(&s);
+	}
+	spec2_free(&base);
+}
+
+/* A small bpe model learned from text, with Unicode rules. */
+static rl_model *
+make_bpe_model(rl_env *env)
+{
+	static const char *const docs[] = {
+		"the cat sat on the mat", "the cat ate the rat", "\xE4\xBD\xA0\xE5\xA5\xBD \xE4\xBD\xA0\xE5\xA5\xBD",
+		"caf\xC3\xA9 caf\xC3\xA9 the the"
+	};
+	rl_config	c;
+	rl_builder *b;
+	rl_vocab   *v;
+	int32_t    *tr,
+			   *va;
+	size_t		ntr,
+				nva;
+	rl_model   *m;
+	rl_rng		rng;
+	int			i;
+
+	memset(&c, 0, sizeof(c));
+	rl_config_text_init(&c, RL_TOK_BPE, 0);
+	if (rl_builder_create(env, &c, &b) != RL_OK)
+		tap_bail("rl_builder_create: %s", env->errmsg);
+	for (i = 0; i < 4; i++)
+		rl_builder_add(b, docs[i], strlen(docs[i]));
+	if (rl_builder_finish(b, 0, 270, &v, &tr, &ntr, &va, &nva) != RL_OK)
+		tap_bail("rl_builder_finish: %s", env->errmsg);
+	rl_builder_free(b);
+	rl_free(env, tr);
+	c.cell = RL_CELL_GRU;
+	c.vocab_size = v->size;
+	c.embedding_dim = 2;
+	c.hidden_size = 2;
+	c.num_layers = 1;
+	if (rl_model_create(env, &c, v, &m) != RL_OK)
+		tap_bail("rl_model_create: %s", env->errmsg);
+	rl_rng_seed(&rng, 5);
+	test_fill_uniform(m->params, m->nparams, 0.5, &rng);
+	return m;
+}
+
+/* A bpe model's file: round trip, the layout, its merges section checked, fuzzed. */
+static void
+check_bpe_format(rl_env *env)
+{
+	rl_model   *m = make_bpe_model(env),
+			   *m2 = NULL;
+	uint8_t    *blob,
+			   *mine;
+	size_t		len,
+				mylen;
+	spec2		base,
+				s;
+	int			same;
+
+	if (rl_model_serialize(env, m, &blob, &len) != RL_OK)
+		tap_bail("rl_model_serialize: %s", env->errmsg);
+	spec2_from_model(&base, m);
+	mine = spec2_write(&base, &mylen);
+	tap_ok(mylen == len && memcmp(mine, blob, len) == 0,
+		   "bpe: the serializer writes the layout of doc/format.md, merges included (%d merges, %zu bytes)",
+		   m->vocab->nmerges, len);
+	free(mine);
+	same = rl_model_deserialize(env, blob, len, &m2) == RL_OK && models_equal(m, m2) &&
+		m2->vocab->nmerges == m->vocab->nmerges &&
+		memcmp(m2->vocab->merges, m->vocab->merges, 8 * (size_t) m->vocab->nmerges) == 0 &&
+		memcmp(m2->vocab->merge_into, m->vocab->merge_into, 4 * (size_t) m->vocab->nmerges) == 0;
+	tap_ok(same, "bpe: the model round-trips with its merges");
+	rl_model_free(env, m2);
+
+#define MUTATE2(stmt, desc) do { spec2_copy(&s, &base); stmt; expect_format2(env, &s, desc); spec2_free(&s); } while (0)
+	MUTATE2(sec_drop(&s, sec_index(&s, "MERG")), "bpe: no merges section");
+	MUTATE2(sec_put32(&s, "MERG", 0, 100000), "bpe: a merge count beyond the section");
+	MUTATE2(sec_put32(&s, "MERG", 4, (uint32_t) m->cfg.vocab_size), "bpe: a merge of a token out of range");
+	MUTATE2(sec_put32(&s, "MERG", 4, 0), "bpe: a merge of <eod>");
+	MUTATE2(sec_put32(&s, "MERG", 8, RL_BPE_BYTE0 + 'Q'), "bpe: a merge that spells no token");
+	MUTATE2(memcpy(s.s[sec_index(&s, "MERG")].data + 12, s.s[sec_index(&s, "MERG")].data + 4, 8),
+			"bpe: a merge repeated");
+	MUTATE2(s.s[sec_index(&s, "VOCB")].data[18 + 5 * 'a' + 4] = 'b', "bpe: the byte tokens out of order");
+#undef MUTATE2
+	spec2_free(&base);
+	tap_diag("fuzzing a %zu-byte bpe model file", len);
+	check_corruption(env, blob, len, 64, 32);
+	rl_free(env, blob);
+	rl_model_free(env, m);
+}
+
 /* Allocation failures while reading and writing are RL_ERR_NOMEM, without leaks. */
 static void
 check_alloc_failures(rl_env *env, const uint8_t *blob, size_t len)
@@ -614,9 +992,22 @@ test_format(void)
 	m = make_model(&env, RL_CELL_LSTM, RL_TOK_WORD, 1, toks, 5, 2, 2, 2, 7);
 	if (rl_model_serialize(&env, m, &blob, &len) != RL_OK)
 		tap_bail("rl_model_serialize: %s", env.errmsg);
-	tap_diag("fuzzing a %zu-byte blob (lstm, V 5, E 2, H 2, 2 layers)", len);
-	check_corruption(&env, blob, len);
+	{
+		spec		s1;
+		uint8_t    *v1;
+		size_t		v1len;
+
+		spec_from_model(&s1, m);
+		v1 = spec_write(&s1, &v1len);
+		tap_diag("fuzzing a %zu-byte blob of format version 1 (lstm, V 5, E 2, H 2, 2 layers)", v1len);
+		check_corruption(&env, v1, v1len, 52, 16);
+		free(v1);
+	}
+	tap_diag("fuzzing its %zu-byte blob of format version 2", len);
+	check_corruption(&env, blob, len, 64, 32);
 	check_structure(&env, m);
+	check_structure_v2(&env, m);
+	check_bpe_format(&env);
 	check_alloc_failures(&env, blob, len);
 
 	/* a duplicate entry is reported as such */

@@ -34,7 +34,7 @@ corpus_from_docs(rl_env *env, char *const *docs, int ndocs, int val_docs, corpus
 	rl_builder *b;
 	int			i;
 
-	if (rl_builder_create(env, RL_TOK_CHAR, 1, &b) != RL_OK)
+	if (rl_builder_create(env, TEST_TEXT_V01(RL_TOK_CHAR, 1), &b) != RL_OK)
 		tap_bail("rl_builder_create: %s", env->errmsg);
 	for (i = 0; i < ndocs; i++)
 		if (rl_builder_add(b, docs[i], strlen(docs[i])) != RL_OK)

@@ -44,7 +44,10 @@ static int
 split(tok_list *l, rl_tokenizer_kind kind, int lowercase, const char *text, size_t len)
 {
 	memset(l, 0, sizeof(*l));
-	return rl_split(kind, lowercase, text, len, collect, l);
+	rl_env		env;
+
+	test_env_init(&env);
+	return rl_split(&env, TEST_TEXT_V01(kind, lowercase), text, len, collect, l);
 }
 
 /* Whether text splits into exactly the NULL-terminated expected tokens. */
@@ -208,7 +211,12 @@ check_split(void)
 	/* the callback can stop the split */
 	memset(&l, 0, sizeof(l));
 	l.limit = 2;
-	ok = rl_split(RL_TOK_WORD, 1, "a b c d e", 9, collect, &l) == 0 && l.n == 2;
+	{
+		rl_env		env;
+
+		test_env_init(&env);
+		ok = rl_split(&env, TEST_TEXT_V01(RL_TOK_WORD, 1), "a b c d e", 9, collect, &l) == 0 && l.n == 2;
+	}
 	tap_ok(ok, "rl_split stops, returning 0, when the callback returns 0");
 }
 
@@ -248,7 +256,7 @@ build(rl_env *env, rl_tokenizer_kind kind, const char *const *docs, int ndocs, s
 
 	*v = NULL;
 	*tr = *va = NULL;
-	st = rl_builder_create(env, kind, 1, &b);
+	st = rl_builder_create(env, TEST_TEXT_V01(kind, 1), &b);
 	if (st != RL_OK)
 		return st;
 	for (i = 0; i < ndocs; i++)
@@ -349,12 +357,12 @@ check_builder(rl_env *env)
 			size_t		n = 99;
 			static const int32_t want[] = {2, 1, 3, 1, 4};
 
-			st = rl_tokenize(env, v, RL_TOK_WORD, 1, "A zz b e  C", 11, &ids, &n);
+			st = rl_tokenize(env, TEST_TEXT_V01(RL_TOK_WORD, 1), v, "A zz b e  C", 11, &ids, &n);
 			tap_ok(st == RL_OK && stream_is(ids, n, want, 5),
 				   "rl_tokenize maps known tokens to their ids and unseen ones to <unk>, no <eod>");
 			if (st == RL_OK)
 				rl_free(env, ids);
-			st = rl_tokenize(env, v, RL_TOK_WORD, 1, " ... ", 5, &ids, &n);
+			st = rl_tokenize(env, TEST_TEXT_V01(RL_TOK_WORD, 1), v, " ... ", 5, &ids, &n);
 			tap_ok(st == RL_OK && n == 0, "rl_tokenize of text without tokens gives no ids");
 			if (st == RL_OK)
 				rl_free(env, ids);
@@ -406,7 +414,7 @@ check_builder(rl_env *env)
 		int			i,
 					bad = 0;
 
-		if (rl_builder_create(env, RL_TOK_WORD, 1, &b) != RL_OK)
+		if (rl_builder_create(env, TEST_TEXT_V01(RL_TOK_WORD, 1), &b) != RL_OK)
 			tap_bail("rl_builder_create: %s", env->errmsg);
 		for (i = 0; i < 5000; i++)
 		{
@@ -523,7 +531,7 @@ check_alloc_failures(rl_env *env)
 			for (k = 0; k < 64; k++)
 			{
 				test_fail_alloc_at((long) k);
-				st = rl_tokenize(env, v, RL_TOK_WORD, 1, many, strlen(many), &ids, &ntr);
+				st = rl_tokenize(env, TEST_TEXT_V01(RL_TOK_WORD, 1), v, many, strlen(many), &ids, &ntr);
 				test_fail_alloc_at(-1);
 				if (st == RL_OK)
 				{

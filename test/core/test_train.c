@@ -116,7 +116,7 @@ corpus_build(rl_env *env, corpus *c)
 	char		doc[64];
 	int			i;
 
-	if (rl_builder_create(env, RL_TOK_CHAR, 1, &b) != RL_OK)
+	if (rl_builder_create(env, TEST_TEXT_V01(RL_TOK_CHAR, 1), &b) != RL_OK)
 		tap_bail("rl_builder_create: %s", env->errmsg);
 	for (i = 0; i < 10; i++)
 	{
