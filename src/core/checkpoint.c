@@ -22,6 +22,7 @@
 #define TAG_BEST	TAG('B', 'E', 'S', 'T')
 #define TAG_HISTORY TAG('H', 'I', 'S', 'T')
 #define TAG_PRECISION TAG('P', 'R', 'E', 'C')
+#define TAG_FROZEN	TAG('F', 'R', 'Z', 'N')
 
 #define HEADER_BYTES	16		/* magic, version, section count */
 #define SECTION_HEAD	12		/* tag, length */
@@ -190,7 +191,7 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 			memcpy(magic, RL_CHECKPOINT_MAGIC, 8);
 	}
 	w_u32(&w, RL_CHECKPOINT_VERSION);
-	w_u32(&w, (r->best ? 6 : 5) + (r->o.precision != RL_PREC_FP32));
+	w_u32(&w, (r->best ? 6 : 5) + (r->o.precision != RL_PREC_FP32) + (r->o.freeze_embeddings != 0));
 	at = w_begin(&w, TAG_MODEL);
 	if (w_room(&w, model_len))
 		memcpy(w.buf + w.len - model_len, model, model_len);
@@ -202,8 +203,8 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 	w_end(&w, at);
 
 	at = w_begin(&w, TAG_ADAM);
-	w_floats(&w, ts.adam_m, P);
-	w_floats(&w, ts.adam_v, P);
+	w_floats(&w, ts.adam_m, ts.adam_floats);
+	w_floats(&w, ts.adam_v, ts.adam_floats);
 	w_end(&w, at);
 
 	at = w_begin(&w, TAG_HIDDEN);
@@ -226,6 +227,14 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 	{
 		at = w_begin(&w, TAG_PRECISION);
 		w_u32(&w, (uint32_t) r->o.precision);
+		w_end(&w, at);
+	}
+
+	/* only in a run with frozen embeddings (whose Adam state leaves them out) */
+	if (r->o.freeze_embeddings)
+	{
+		at = w_begin(&w, TAG_FROZEN);
+		w_u32(&w, 1);
 		w_end(&w, at);
 	}
 
@@ -488,7 +497,7 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 		case TAG_ADAM:
 			arrays[0] = ts->adam_m;
 			arrays[1] = ts->adam_v;
-			return read_floats(r, rd, arrays, 2, r->m->nparams, "Adam");
+			return read_floats(r, rd, arrays, 2, ts->adam_floats, "Adam");
 		case TAG_HIDDEN:
 			for (l = 0; l < L; l++)
 			{
@@ -510,6 +519,11 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 			return RL_OK;
 		case TAG_HISTORY:
 			return read_history(r, rd);
+		case TAG_FROZEN:
+			if (rd->left != 4 || rl_get_u32(rd->p) != 1 || !r->o.freeze_embeddings)
+				return rl_error(r->env, RL_ERR_FORMAT,
+								"the checkpoint was made with frozen embeddings, this run trains them");
+			return RL_OK;
 		case TAG_PRECISION:
 			if (rd->left != 4 || rl_get_u32(rd->p) != (uint32_t) r->o.precision)
 				return rl_error(r->env, RL_ERR_FORMAT,
@@ -519,6 +533,37 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 			return RL_OK;
 	}
 	return RL_OK;				/* a section of a later version: skipped */
+}
+
+/*
+ * Refuses, with a clear message, a checkpoint whose embeddings were frozen
+ * when the run's are not or the other way round (its Adam state has another
+ * size).  A walk over the section heads only; the reading checks the rest.
+ */
+static rl_status
+check_frozen(rl_run *r, const uint8_t *data, size_t end, uint32_t nsections)
+{
+	size_t		off = HEADER_BYTES;
+	uint32_t	i;
+	int			frozen = 0;
+
+	for (i = 0; i < nsections && end - off >= SECTION_HEAD; i++)
+	{
+		uint64_t	slen = rl_get_u64(data + off + 4);
+
+		frozen |= rl_get_u32(data + off) == TAG_FROZEN;
+		off += SECTION_HEAD;
+		if (slen > end - off)
+			break;
+		off += (size_t) slen;
+	}
+	if (frozen && !r->o.freeze_embeddings)
+		return rl_error(r->env, RL_ERR_FORMAT,
+						"the checkpoint was made with frozen embeddings, this run trains them");
+	if (!frozen && r->o.freeze_embeddings)
+		return rl_error(r->env, RL_ERR_FORMAT,
+						"the checkpoint was made with trained embeddings, this run freezes them");
+	return RL_OK;
 }
 
 /*
@@ -551,6 +596,8 @@ rl_run_restore(rl_run *r, const uint8_t *data, size_t len)
 	nsections = rl_get_u32(data + 12);
 	if (nsections > 64)
 		return rl_error(r->env, RL_ERR_FORMAT, "too many checkpoint sections");
+	if ((st = check_frozen(r, data, end, nsections)) != RL_OK)
+		return st;
 	/* the history section is read after the state, whose epoch it must match */
 	for (i = 0; i < nsections; i++)
 	{

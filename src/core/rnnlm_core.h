@@ -523,6 +523,7 @@ typedef struct rl_train_opts
 	double		lr_decay;		/* multiply the rate by this ... (0 or 1 = off) */
 	int32_t		lr_patience;	/* ... after this many epochs without improvement */
 	rl_precision precision;		/* of the products: FP32 or BF16, resolved */
+	int			freeze_embeddings;	/* emb is not trained (no gradient, no Adam state) */
 } rl_train_opts;
 
 typedef struct rl_epoch_stats
@@ -576,6 +577,7 @@ extern void rl_trainer_free(rl_trainer *tr);
 extern rl_status rl_trainer_eval(rl_trainer *tr, const int32_t *ids, size_t n,
 								 double *loss, size_t *count);
 extern rl_status rl_trainer_enable_adam(rl_trainer *tr);
+extern rl_status rl_trainer_freeze_embeddings(rl_trainer *tr);
 extern rl_status rl_trainer_step(rl_trainer *tr, const int32_t *ids, size_t per_stream,
 								 size_t pos, int32_t T, double lr, double clip_norm,
 								 double *loss);
@@ -584,7 +586,8 @@ extern rl_status rl_trainer_step(rl_trainer *tr, const int32_t *ids, size_t per_
 typedef struct rl_trainer_state
 {
 	float	   *adam_m,
-			   *adam_v;			/* [nparams] each, or NULL before the first step */
+			   *adam_v;			/* [adam_floats] each, or NULL before the first step */
+	size_t		adam_floats;	/* the trained parameters: nparams, less emb when frozen */
 	int64_t    *step;			/* Adam steps taken */
 	rl_rng	   *rng;			/* dropout masks */
 	size_t		state_floats;	/* B*H: the size of each carried state below */
@@ -595,7 +598,7 @@ typedef struct rl_trainer_state
 extern void rl_trainer_view(rl_trainer *tr, rl_trainer_state *v);
 
 extern size_t rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len,
-							  double dropout, rl_precision precision);
+							  double dropout, rl_precision precision, int freeze_embeddings);
 extern rl_status rl_train(rl_env *env, rl_model *m,
 						  const int32_t *train, size_t ntrain,
 						  const int32_t *val, size_t nval,

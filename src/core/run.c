@@ -63,7 +63,7 @@ rl_run_memory(const rl_config *cfg, const rl_train_opts *o)
 {
 	rl_env		env;
 	size_t		base = rl_train_memory(cfg, o->batch_size, o->seq_len, o->dropout,
-								   o->precision),
+								   o->precision, o->freeze_embeddings),
 				P;
 
 	rl_env_init_malloc(&env);
@@ -118,6 +118,8 @@ rl_run_create(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 	r->val_loss = NAN;
 
 	st = rl_trainer_create(env, m, r->B, o->seq_len, o->dropout, o->seed, &r->tr);
+	if (st == RL_OK && o->freeze_embeddings)
+		st = rl_trainer_freeze_embeddings(r->tr);
 	if (st == RL_OK)
 		st = rl_trainer_enable_adam(r->tr);
 	if (st == RL_OK)

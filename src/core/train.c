@@ -35,7 +35,8 @@ struct rl_trainer
 			   *g_by;
 	rl_layer_params g_layers[RL_MAX_LAYERS];
 	float	   *adam_m,
-			   *adam_v;
+			   *adam_v;			/* for params[frozen ..] */
+	size_t		frozen;			/* leading parameters not trained: emb when frozen */
 	int64_t		step;
 	int64_t		weights_stamp;	/* changes whenever the weights do */
 	void	   *allocs[16];		/* the trainer's own buffers, for freeing */
@@ -233,8 +234,8 @@ backward(rl_trainer *tr, const int32_t *inputs, int32_t T)
 		dH = dX;
 		dX = swap;
 	}
-	/* dH now holds the gradient of the embeddings looked up */
-	for (r = 0; r < N; r++)
+	/* dH now holds the gradient of the embeddings looked up (unused when they are frozen) */
+	for (r = 0; r < N && tr->frozen == 0; r++)
 	{
 		float	   *ge = tr->g_emb + (size_t) inputs[r] * E;
 		const float *d = dH + (size_t) r * E;
@@ -407,7 +408,7 @@ rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
  */
 size_t
 rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dropout,
-				rl_precision precision)
+				rl_precision precision, int freeze_embeddings)
 {
 	rl_env		env;
 	size_t		P,
@@ -418,8 +419,10 @@ rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dro
 	rl_env_init_malloc(&env);
 	if (rl_config_nparams(&env, cfg, &P) != RL_OK)
 		return SIZE_MAX;
-	/* the weights, their gradients, two Adam moments; the forward pass; the backward's scratch */
-	floats = 4 * P + rl_fwd_floats(cfg, batch, seq_len, dropout);
+	/* the weights, their gradients, two Adam moments (not for frozen embeddings); the
+	 * forward pass; the backward's scratch */
+	floats = 2 * P + 2 * (P - (freeze_embeddings ? (size_t) cfg->vocab_size * cfg->embedding_dim : 0)) +
+		rl_fwd_floats(cfg, batch, seq_len, dropout);
 	backward_sizes(cfg, (size_t) batch * seq_len, (size_t) batch, sz);
 	for (i = 0; i < 6; i++)
 		floats += sz[i];
@@ -428,12 +431,22 @@ rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dro
 	return floats * 4 + (precision == RL_PREC_BF16 ? rl_fwd_prod_bytes(cfg, P, batch, seq_len) : 0);
 }
 
-/* Allocates the Adam moments, zeroed, on first use. */
+/* Keeps the embeddings fixed from now on: they get no update and no Adam state. */
+rl_status
+rl_trainer_freeze_embeddings(rl_trainer *tr)
+{
+	if (tr->adam_m != NULL)
+		return rl_error(tr->env, RL_ERR_INVALID, "the embeddings must be frozen before training starts");
+	tr->frozen = (size_t) tr->m->cfg.vocab_size * tr->m->cfg.embedding_dim;
+	return RL_OK;
+}
+
+/* Allocates the Adam moments of the trained parameters, zeroed, on first use. */
 rl_status
 rl_trainer_enable_adam(rl_trainer *tr)
 {
-	return (tr_ensure(tr, &tr->adam_m, tr->m->nparams) &&
-			tr_ensure(tr, &tr->adam_v, tr->m->nparams)) ? RL_OK : tr->env->status;
+	return (tr_ensure(tr, &tr->adam_m, tr->m->nparams - tr->frozen) &&
+			tr_ensure(tr, &tr->adam_v, tr->m->nparams - tr->frozen)) ? RL_OK : tr->env->status;
 }
 
 /*
@@ -456,11 +469,11 @@ rl_trainer_step(rl_trainer *tr, const int32_t *ids, size_t per_stream, size_t po
 	st = rl_trainer_loss_grad(tr, tr->f.inputs, tr->f.targets, T, loss);
 	if (st != RL_OK)
 		return st;
-	norm = sqrt(rl_k_sumsq(tr->grads, tr->m->nparams));
+	norm = sqrt(rl_k_sumsq(tr->grads + tr->frozen, tr->m->nparams - tr->frozen));
 	if (!isfinite(*loss) || !isfinite(norm))
 		return rl_error(tr->env, RL_ERR_NUMERIC, "the loss is not finite");
-	rl_adam_step_scaled(tr->m->params, tr->grads, tr->adam_m, tr->adam_v, tr->m->nparams,
-						lr, ++tr->step, clip_scale(norm, clip_norm));
+	rl_adam_step_scaled(tr->m->params + tr->frozen, tr->grads + tr->frozen, tr->adam_m, tr->adam_v,
+						tr->m->nparams - tr->frozen, lr, ++tr->step, clip_scale(norm, clip_norm));
 	tr->weights_stamp++;
 	return RL_OK;
 }
@@ -474,6 +487,7 @@ rl_trainer_view(rl_trainer *tr, rl_trainer_state *v)
 	memset(v, 0, sizeof(*v));
 	v->adam_m = tr->adam_m;
 	v->adam_v = tr->adam_v;
+	v->adam_floats = tr->m->nparams - tr->frozen;
 	v->step = &tr->step;
 	v->rng = &tr->f.rng;
 	v->state_floats = (size_t) tr->f.B * tr->m->cfg.hidden_size;

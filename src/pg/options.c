@@ -90,6 +90,8 @@ static const OptSpec opt_specs[] = {
 	{"init_from", OPT_NAME, OFF(init_from), 0, 0, 0, false, NULL, true},
 	{"checkpoint_minutes", OPT_REAL, OFF(checkpoint_minutes), 10, 0, 10080, true, NULL, true},
 	{"precision", OPT_ENUM, OFF(precision), RL_PREC_FP32, 0, 0, false, precision_choices, true},
+	{"embeddings_query", OPT_TEXT, OFF(embeddings_query), 0, 0, 1 << 20, false, NULL, true},
+	{"freeze_embeddings", OPT_BOOL, OFF(freeze_embeddings), 0, 0, 0, false, NULL, true},
 	{"replace", OPT_BOOL, OFF(replace), 0, 0, 0, false, NULL, false},
 };
 
@@ -480,4 +482,5 @@ rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to)
 	to->lr_decay = opts->lr_decay;
 	to->lr_patience = opts->lr_patience;
 	to->precision = (rl_precision) opts->precision;
+	to->freeze_embeddings = opts->freeze_embeddings;
 }

@@ -81,6 +81,8 @@ typedef struct RnnlmOptions
 	char	   *init_from;		/* model name, or NULL */
 	double		checkpoint_minutes;
 	int32		precision;		/* rl_precision; resolved when training starts */
+	char	   *embeddings_query;	/* (token, vector) rows, or NULL */
+	bool		freeze_embeddings;
 	bool		replace;
 	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;
@@ -98,6 +100,10 @@ typedef void (*rnnlm_row_fn) (void *arg, const char *utf8, size_t len);
 extern void rnnlm_check_read_only_query(const char *query, const char *what);
 extern uint64 rnnlm_read_text_rows(const char *query, const char *what,
 								   rnnlm_row_fn fn, void *arg, uint64 *nonnull);
+typedef void (*rnnlm_vector_row_fn) (void *arg, const char *utf8, size_t len,
+									 const double *v, int n);
+extern uint64 rnnlm_read_vector_rows(const char *query, const char *what,
+									 rnnlm_vector_row_fn fn, void *arg, uint64 *used);
 
 /* catalog.c: the rnnlm.model table (callers are SPI-connected) */
 typedef struct RnnlmModelRow
@@ -120,6 +126,16 @@ extern bytea *rnnlm_catalog_weights(const char *name, int64 *version, MemoryCont
 extern bool rnnlm_catalog_store(const RnnlmModelRow *row);
 extern bool rnnlm_catalog_delete(const char *name);
 
+/* pretrained.c: the vectors of embeddings_query for the vocabulary's tokens */
+typedef struct RnnlmPretrained
+{
+	int32		dim;			/* 0 until the first row */
+	float	   *rows;			/* [V, dim]: row id where have[id] */
+	char	   *have;			/* [V] */
+	int64		rows_read;
+	int64		found;			/* tokens of the vocabulary given a vector */
+} RnnlmPretrained;
+
 /* train.c: one training, step by step (see there) */
 typedef struct RnnlmTraining
 {
@@ -136,6 +152,7 @@ typedef struct RnnlmTraining
 	size_t		ntrain,
 				nval;
 	rl_model   *model;
+	RnnlmPretrained pretrained;
 	rl_run	   *run;
 	rl_train_result res;
 	char	   *history;		/* JSON, once finished */
@@ -157,6 +174,8 @@ extern void rnnlm_training_store(RnnlmTraining *t);
 extern char *rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt);
 extern void rnnlm_training_free(RnnlmTraining *t);
 extern char *rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno);
+extern void rnnlm_pretrained_read(RnnlmTraining *t);
+extern void rnnlm_pretrained_apply(RnnlmTraining *t);
 
 /* cache.c: models loaded once per backend */
 typedef struct RnnlmLoaded

@@ -1,8 +1,8 @@
 /*
  * spi_rows.c
- *		Streams the rows of a user's query that returns one text column, with
- *		the caller's privileges, through a cursor so the rows are never all in
- *		memory at once.  The query must be one read-only statement, and it is
+ *		Streams the rows of a user's query (one text column; or a token and
+ *		its vector), with the caller's privileges, through a cursor so the
+ *		rows are never all in memory at once.  The query must be one read-only statement, and it is
  *		run read-only.
  */
 #include "rnnlm_pg.h"
@@ -15,6 +15,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -151,23 +152,78 @@ rnnlm_check_read_only_query(const char *query, const char *what)
 				 errhint("Pass one SELECT, VALUES or WITH ... SELECT query that only reads, such as 'SELECT body FROM documents'.")));
 }
 
+/* What a reader expects of a query's rows, and what it does with each. */
+typedef struct RowReader
+{
+	/* checks the query's columns (ERROR if they will not do) */
+	void		(*check) (TupleDesc desc, const char *what);
+	/* one row, in a short-lived context; returns whether it was used (not NULL) */
+	bool		(*row) (HeapTuple tup, TupleDesc desc, void *arg);
+	void	   *arg;
+} RowReader;
+
 /*
- * Opens a read-only cursor on plan, checks that it returns one text column,
- * and calls fn with each non-NULL value as UTF-8.  Returns the number of
- * rows; *nonnull gets the non-NULL ones.
+ * Opens a read-only cursor on plan, has the reader check its columns, and
+ * gives it each row.  Returns the number of rows; *used gets those the
+ * reader used.
  */
 static uint64
-fetch_text_rows(SPIPlanPtr plan, const char *what,
-				rnnlm_row_fn fn, void *arg, uint64 *nonnull)
+fetch_rows(SPIPlanPtr plan, const char *what, const RowReader *reader, uint64 *used)
 {
 	Portal		portal;
-	TupleDesc	desc;
 	uint64		rows = 0;
 	MemoryContext rowcxt,
 				old;
 
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	desc = portal->tupDesc;
+	reader->check(portal->tupDesc, what);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm rows",
+								   ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		uint64		i;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			rows++;
+			old = MemoryContextSwitchTo(rowcxt);
+			if (reader->row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, reader->arg))
+				(*used)++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+	return rows;
+}
+
+/* Column attno (1-based) of a row as UTF-8 text, or NULL. */
+static char *
+column_utf8(HeapTuple tup, TupleDesc desc, int attno, size_t *len)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, attno, &isnull);
+	text	   *t;
+
+	if (isnull)
+		return NULL;
+	if (getBaseType(TupleDescAttr(desc, attno - 1)->atttypid) == NAMEOID)
+		t = cstring_to_text(NameStr(*DatumGetName(d)));
+	else
+		t = DatumGetTextPP(d);
+	return rnnlm_text_to_utf8(t, len);
+}
+
+/* A query of one text column. */
+static void
+check_text_column(TupleDesc desc, const char *what)
+{
 	if (desc->natts != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -181,48 +237,136 @@ fetch_text_rows(SPIPlanPtr plan, const char *what,
 				 errdetail("Its column is of type %s.",
 						   format_type_be(TupleDescAttr(desc, 0)->atttypid)),
 				 errhint("Cast the column to text.")));
+}
 
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm rows",
-								   ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+/* The callback and argument of rnnlm_read_text_rows. */
+typedef struct TextRows
+{
+	rnnlm_row_fn fn;
+	void	   *arg;
+} TextRows;
+
+/* A text row: the callback with its value, unless NULL. */
+static bool
+text_row(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	TextRows   *tr = arg;
+	size_t		len;
+	char	   *u = column_utf8(tup, desc, 1, &len);
+
+	if (u == NULL)
+		return false;
+	tr->fn(tr->arg, u, len);
+	return true;
+}
+
+/* A query of (token text, vector real[] or float8[]). */
+static void
+check_vector_columns(TupleDesc desc, const char *what)
+{
+	Oid			vec;
+
+	if (desc->natts != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the %s must return two columns, a token and its vector", what),
+				 errdetail("It returns %d columns.", desc->natts)));
+	if (!is_text_type(TupleDescAttr(desc, 0)->atttypid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the first column of the %s must be text", what),
+				 errdetail("It is of type %s.", format_type_be(TupleDescAttr(desc, 0)->atttypid))));
+	vec = getBaseType(TupleDescAttr(desc, 1)->atttypid);
+	if (vec != FLOAT4ARRAYOID && vec != FLOAT8ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the second column of the %s must be real[] or double precision[]", what),
+				 errdetail("It is of type %s.", format_type_be(TupleDescAttr(desc, 1)->atttypid)),
+				 errhint("Cast it, for example embedding::real[].")));
+}
+
+/* The callback and argument of rnnlm_read_vector_rows. */
+typedef struct VectorRows
+{
+	rnnlm_vector_row_fn fn;
+	void	   *arg;
+	const char *what;
+} VectorRows;
+
+/* A (token, vector) row: the callback with both as UTF-8 and doubles, unless either is NULL. */
+static bool
+vector_row(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	VectorRows *vr = arg;
+	size_t		len;
+	char	   *u = column_utf8(tup, desc, 1, &len);
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
+	ArrayType  *a;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	double	   *v;
+	Oid			elem;
+
+	if (u == NULL || isnull)
+		return false;
+	a = DatumGetArrayTypeP(d);
+	elem = ARR_ELEMTYPE(a);
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("the vectors of the %s must be one-dimensional", vr->what)));
+	if (elem == FLOAT4OID)
+		deconstruct_array(a, FLOAT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &n);
+	else
+		deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	v = palloc(sizeof(double) * (n > 0 ? n : 1));
+	for (i = 0; i < n; i++)
 	{
-		uint64		i;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-										  1, &isnull);
-
-			rows++;
-			if (isnull)
-				continue;
-			(*nonnull)++;
-			old = MemoryContextSwitchTo(rowcxt);
-			{
-				Oid			base = getBaseType(TupleDescAttr(desc, 0)->atttypid);
-				text	   *t;
-				char	   *u;
-				size_t		len;
-
-				if (base == NAMEOID)
-					t = cstring_to_text(NameStr(*DatumGetName(d)));
-				else
-					t = DatumGetTextPP(d);
-				u = rnnlm_text_to_utf8(t, &len);
-				MemoryContextSwitchTo(old);
-				fn(arg, u, len);
-			}
-			MemoryContextReset(rowcxt);
-		}
-		SPI_freetuptable(SPI_tuptable);
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the vector of a token of the %s has a NULL element", vr->what)));
+		v[i] = elem == FLOAT4OID ? (double) DatumGetFloat4(elems[i]) : DatumGetFloat8(elems[i]);
 	}
-	SPI_cursor_close(portal);
-	MemoryContextDelete(rowcxt);
+	vr->fn(vr->arg, u, len, v, n);
+	return true;
+}
+
+/* Runs a read-only query through a reader; see rnnlm_read_text_rows. */
+static uint64
+read_rows(const char *query, const char *what, const RowReader *reader, uint64 *used)
+{
+	SPIPlanPtr	plan;
+	bool		saved_read_only = XactReadOnly;
+	uint64		rows;
+
+	*used = 0;
+	rnnlm_check_read_only_query(query, what);
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not prepare the %s: %s", what,
+						SPI_result_code_string(SPI_result))));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s must return rows", what),
+				 errhint("Pass a query such as 'SELECT body FROM documents'.")));
+
+	XactReadOnly = true;
+	PG_TRY();
+	{
+		rows = fetch_rows(plan, what, reader, used);
+	}
+	PG_FINALLY();
+	{
+		XactReadOnly = saved_read_only;
+	}
+	PG_END_TRY();
 	return rows;
 }
 
@@ -248,33 +392,22 @@ uint64
 rnnlm_read_text_rows(const char *query, const char *what,
 					 rnnlm_row_fn fn, void *arg, uint64 *nonnull)
 {
-	SPIPlanPtr	plan;
-	bool		saved_read_only = XactReadOnly;
-	uint64		rows;
+	TextRows	tr = {fn, arg};
+	RowReader	reader = {check_text_column, text_row, &tr};
 
-	*nonnull = 0;
-	rnnlm_check_read_only_query(query, what);
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not prepare the %s: %s", what,
-						SPI_result_code_string(SPI_result))));
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the %s must return rows", what),
-				 errhint("Pass a query such as 'SELECT body FROM documents'.")));
+	return read_rows(query, what, &reader, nonnull);
+}
 
-	XactReadOnly = true;
-	PG_TRY();
-	{
-		rows = fetch_text_rows(plan, what, fn, arg, nonnull);
-	}
-	PG_FINALLY();
-	{
-		XactReadOnly = saved_read_only;
-	}
-	PG_END_TRY();
-	return rows;
+/*
+ * Like rnnlm_read_text_rows, for a query of (token text, vector real[] or
+ * double precision[]): fn gets each row whose token and vector are not NULL.
+ */
+uint64
+rnnlm_read_vector_rows(const char *query, const char *what,
+					   rnnlm_vector_row_fn fn, void *arg, uint64 *used)
+{
+	VectorRows	vr = {fn, arg, what};
+	RowReader	reader = {check_vector_columns, vector_row, &vr};
+
+	return read_rows(query, what, &reader, used);
 }

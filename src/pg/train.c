@@ -209,7 +209,8 @@ validation_docs(double fraction, size_t ndocs)
 
 /*
  * Runs the training query and turns its rows into the training and
- * validation token streams (with the parent's vocabulary when fine-tuning).
+ * validation token streams (with the parent's vocabulary when fine-tuning),
+ * then the embeddings_query, if any, against that vocabulary.
  */
 void
 rnnlm_training_read(RnnlmTraining *t, const char *query)
@@ -250,6 +251,8 @@ rnnlm_training_read(RnnlmTraining *t, const char *query)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("the training data has too few tokens (%zu)", t->ntrain - 1),
 				 errhint("Rows that are empty or only punctuation contain no tokens for the word tokenizer.")));
+	/* the embeddings_query too, while the caller's transaction is open */
+	rnnlm_pretrained_read(t);
 }
 
 /* Refuses a model or run that exceeds what may be stored or rnnlm.max_memory. */
@@ -301,6 +304,7 @@ rnnlm_training_start(RnnlmTraining *t)
 			rnnlm_raise(&t->env, "creating the model");
 		t->vocab = NULL;		/* the model's now */
 		rl_model_init_weights(t->model, (uint64_t) t->opts.seed, (float) t->opts.forget_bias);
+		rnnlm_pretrained_apply(t);
 	}
 	else
 		check_limits(t, &t->model->cfg, t->model->vocab, &to);
@@ -440,6 +444,8 @@ rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt)
 	appendStringInfo(&s, ", \"size_bytes\": %zu", t->blob_len);
 	rnnlm_append_json_real(&s, "seconds", res->seconds);
 	rnnlm_append_json_real(&s, "tokens_per_second", res->tokens_per_second);
+	if (t->opts.embeddings_query)
+		appendStringInfo(&s, ", \"pretrained_tokens\": " INT64_FORMAT, t->pretrained.found);
 	if (t->opts.init_from)
 	{
 		appendStringInfoString(&s, ", \"parent\": ");

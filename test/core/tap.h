@@ -80,7 +80,7 @@ extern void test_text(void);
 #endif
 #define TEST_KERNEL_SET_POINTS	7
 #define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
-#define TEST_RUN_POINTS			72
+#define TEST_RUN_POINTS			79
 #define TEST_COMPUTE_POINTS		25
 
 #endif							/* RNNLM_TEST_TAP_H */

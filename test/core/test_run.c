@@ -401,6 +401,87 @@ check_resume(rl_env *env, const corpus *text, const corpus *rnd)
 	o.lr_decay = 0.5;
 	o.lr_patience = 2;
 	check_resume_case(env, rnd, "rnn, overfitting, every epoch rule", RL_CELL_RNN, 1, &o, 3, 1);
+
+	/* frozen embeddings: the Adam state leaves them out, and resuming keeps them frozen */
+	o = base_opts();
+	o.freeze_embeddings = 1;
+	check_resume_case(env, text, "gru, frozen embeddings", RL_CELL_GRU, 1, &o, 3, 0);
+}
+
+/* freeze_embeddings: the embeddings stay bit for bit, the rest trains; checkpoints tell them apart. */
+static void
+check_freeze(rl_env *env, const corpus *c)
+{
+	rl_train_opts o = base_opts();
+	rl_model   *m = corpus_model(env, c, RL_CELL_LSTM, 1, 9),
+			   *u = corpus_model(env, c, RL_CELL_LSTM, 1, 9);
+	size_t		E = (size_t) m->cfg.vocab_size * m->cfg.embedding_dim;
+	float	   *before = malloc(m->nparams * sizeof(float));
+	rl_train_result res;
+	rl_epoch_stats hist[MAX_HIST];
+	int32_t		nhist;
+	rl_status	st,
+				su;
+	rl_run	   *r = NULL,
+			   *r2 = NULL;
+	uint8_t    *blob = NULL;
+	size_t		len = 0;
+	int			ended;
+
+	if (before == NULL)
+		tap_bail("out of memory");
+	memcpy(before, m->params, m->nparams * sizeof(float));
+	o.freeze_embeddings = 1;
+	st = run_all(env, m, c, 1, &o, &res, hist, &nhist);
+	o.freeze_embeddings = 0;
+	su = run_all(env, u, c, 1, &o, &res, hist, &nhist);
+	tap_ok(st == RL_OK && memcmp(m->params, before, E * sizeof(float)) == 0 &&
+		   memcmp(m->params + E, before + E, (m->nparams - E) * sizeof(float)) != 0,
+		   "freeze_embeddings: the embedding matrix is bit-identical after training, the other weights changed");
+	tap_ok(su == RL_OK && memcmp(u->params, before, E * sizeof(float)) != 0,
+		   "without it the embedding matrix changes");
+	o.freeze_embeddings = 1;
+	len = rl_run_memory(&m->cfg, &o);
+	o.freeze_embeddings = 0;
+	tap_ok(len + 2 * E * sizeof(float) == rl_run_memory(&m->cfg, &o),
+		   "frozen embeddings have no Adam moments: the memory estimate is 2 V E floats lower");
+	len = 0;
+
+	/* a frozen run's checkpoint does not resume an unfrozen run, nor the other way round */
+	o.freeze_embeddings = 1;
+	st = rl_run_create(env, m, c->train, c->ntrain, c->val, c->nval, &o, &r);
+	if (st == RL_OK)
+		st = rl_run_advance(r, 0.0, &ended);
+	if (st == RL_OK)
+		st = rl_run_save(r, &blob, &len);
+	o.freeze_embeddings = 0;
+	if (st == RL_OK)
+		st = rl_run_create(env, u, c->train, c->ntrain, c->val, c->nval, &o, &r2);
+	tap_ok(st == RL_OK && rl_run_restore(r2, blob, len) == RL_ERR_FORMAT &&
+		   strstr(env->errmsg, "frozen") != NULL,
+		   "a checkpoint with frozen embeddings is refused by a run that trains them [%s]", env->errmsg);
+	rl_run_free(r);
+	rl_run_free(r2);
+	rl_free(env, blob);
+	r = r2 = NULL;
+	blob = NULL;
+	st = rl_run_create(env, u, c->train, c->ntrain, c->val, c->nval, &o, &r);
+	if (st == RL_OK)
+		st = rl_run_advance(r, 0.0, &ended);
+	if (st == RL_OK)
+		st = rl_run_save(r, &blob, &len);
+	o.freeze_embeddings = 1;
+	if (st == RL_OK)
+		st = rl_run_create(env, m, c->train, c->ntrain, c->val, c->nval, &o, &r2);
+	tap_ok(st == RL_OK && rl_run_restore(r2, blob, len) == RL_ERR_FORMAT &&
+		   strstr(env->errmsg, "freezes") != NULL,
+		   "and one that trains them is refused by a run that freezes them [%s]", env->errmsg);
+	rl_run_free(r);
+	rl_run_free(r2);
+	rl_free(env, blob);
+	free(before);
+	rl_model_free(env, m);
+	rl_model_free(env, u);
 }
 
 /* ---------- 2. keep_best ---------- */
@@ -1445,7 +1526,7 @@ check_memory(rl_env *env, const corpus *c)
 
 	/* rl_run_memory counts the kept weights */
 	tap_ok(rl_run_memory(&m->cfg, &o) ==
-		   rl_train_memory(&m->cfg, o.batch_size, o.seq_len, o.dropout, RL_PREC_FP32) +
+		   rl_train_memory(&m->cfg, o.batch_size, o.seq_len, o.dropout, RL_PREC_FP32, 0) +
 		   P * sizeof(float),
 		   "rl_run_memory is rl_train_memory plus the kept weights with keep_best");
 
@@ -1670,6 +1751,7 @@ test_run(void)
 	tap_diag("text corpus: %zu training, %zu validation ids, V %d; random corpus: %zu, %zu, V %d",
 			 text.ntrain, text.nval, text.vocab->size, rnd.ntrain, rnd.nval, rnd.vocab->size);
 	check_resume(&env, &text, &rnd);
+	check_freeze(&env, &text);
 	check_keep_best(&env, &rnd);
 	check_early_stopping(&env, &rnd);
 	check_ties(&env, &rnd);
