@@ -31,7 +31,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 cd "$repo"
 ${CC:-cc} -std=gnu99 -O2 -Wall -Wextra -Werror -Isrc/core -o "$tmp/forget_bias" \
-  src/core/*.c bench/forget_bias.c -ldl -lpthread -lm
+  src/core/*.c bench/forget_bias.c -lutf8proc -ldl -lpthread -lm
 
 export OPENBLAS_NUM_THREADS=1
 load_before=$(cut -d" " -f1-3 /proc/loadavg)
