@@ -1,13 +1,19 @@
-# Compares rnnlm's per-token log-probabilities with an independent scorer.
+# Compares rnnlm's tokens and per-token log-probabilities with an
+# independent reader.
 #
-# For every cell and tokenizer a small model is trained through SQL, its blob
-# is read back from rnnlm.model, and test/reference.py (a float64 PyTorch
-# implementation of doc/format.md) scores the same token ids.  Every
-# log-probability must agree within 1e-4, and rnnlm_perplexity must equal
-# exp(-mean(logprob)) of the reference.
+# For every cell and tokenizer (word, char, bpe) a small model is trained
+# through SQL, its blob is read back from rnnlm.model, and test/reference.py
+# (written from doc/format.md: the version 2 sections, the Unicode text
+# rules, bpe, and the cells in float64 PyTorch) parses it, writes it again
+# byte for byte, tokenizes the test texts into the token ids rnnlm reports,
+# and scores those ids: every log-probability must agree within 1e-4, and
+# rnnlm_perplexity must equal exp(-mean(logprob)) of the reference.  For
+# bpe the reference also learns the merges from the training corpus and
+# must find the model's vocabulary and merges.
 use strict;
 use warnings;
 
+use Encode qw(decode);
 use IPC::Run;
 use JSON::PP;
 use List::Util qw(sum);
@@ -108,6 +114,21 @@ my %test_docs = (
 		'',
 	]);
 
+# Texts for the bpe models: double spaces and punctuation, accents, Chinese,
+# tabs and newlines, text the corpus never had, pieces longer than 256
+# bytes, and compatibility characters for the NFKC model.
+my @bpe_docs = (
+	'The cat sat on the mat.',
+	'We met at a café;  the naïve fox ate crème brûlée!!',
+	"  Hello,   world -- 42 apples?\tand\n\nnew  lines  ",
+	'我们 今天 去 公园 散步。猫坐在垫子上。  日本語、中文！',
+	'Zebras juggle xylophones: Ωmega ☃ € 3.14 (x+y)=z ... "quoted"',
+	('a' x 300) . ' ' . ('é' x 150) . '  ' . ('猫' x 100) . ' ' . ('!' x 260),
+	'Straße ẞ ＡＢＣ ﬁne ÉCOLE Ⅻ ½ ﬀ',
+	'',
+);
+$test_docs{bpe} = \@bpe_docs;
+
 # Quotes a string as an SQL literal.
 sub sql_literal
 {
@@ -164,128 +185,232 @@ my $tmp = PostgreSQL::Test::Utils::tempdir();
 	diag(join("\n", grep { !/^ok: / } split /\n/, $stderr)) unless $ok;
 }
 
+# Runs the reference on a model file and returns its decoded JSON output.
+sub reference_json
+{
+	my @args = @_;
+	my ($out) = run_or_die($python, $reference, @args);
+	return decode_json($out);
+}
+
+# The corpus and texts as JSON for the reference (the Perl strings hold UTF-8 bytes).
+sub texts_json
+{
+	my ($texts) = @_;
+	return encode_json(
+		[ map { decode('UTF-8', $_, Encode::FB_CROAK | Encode::LEAVE_SRC) } @$texts ]);
+}
+
+# A list of ids for a diagnostic message.
+sub show_ids
+{
+	my ($ids) = @_;
+	my @shown = @$ids > 40 ? (@$ids[ 0 .. 39 ], '...') : @$ids;
+	return '[' . join(',', @shown) . ']';
+}
+
+# Trains one model and checks it against the reference: the blob, the token
+# ids of every text, the log-probabilities and the perplexities.
+sub check_model
+{
+	my ($name, $opts, $docs) = @_;
+	my $tokenizer = $opts->{tokenizer};
+	my $options = encode_json(
+		{
+			embedding_dim => 8,
+			hidden_size => 16,
+			num_layers => 2,
+			epochs => 2,
+			batch_size => 4,
+			seq_len => 8,
+			seed => 1,
+			validation_fraction => 0,
+			%$opts
+		});
+	my $summary = decode_json(
+		$node->safe_psql(
+			$db,
+			"SELECT rnnlm_train('$name', 'SELECT body FROM corpus ORDER BY id', "
+			  . sql_literal($options) . ')'));
+	is_deeply([ $summary->{cell}, $summary->{tokenizer} ],
+		[ $opts->{cell}, $tokenizer ], "$name: trained");
+
+	# The blob, exactly as stored.
+	my $hex = $node->safe_psql($db,
+		"SELECT encode(weights, 'hex') FROM rnnlm.model WHERE name = '$name'");
+	my $model_file = "$tmp/$name.bin";
+	write_file($model_file, pack('H*', $hex));
+
+	# The reference reads it as a version 2 file and writes the same bytes.
+	my $info = reference_json('--info', $model_file);
+	my $lower = $opts->{lowercase} // ($tokenizer eq 'word');
+	my $normalize = { none => 0, nfc => 1, nfkc => 2 }->{ $opts->{normalize} // 'none' };
+	my $text_ok =
+	  $info->{text}{rules} == 1
+	  && $info->{text}{normalize} == $normalize
+	  && length($info->{text}{unicode_version}) > 0;
+	my $tok_ok =
+	  $tokenizer eq 'bpe'
+	  ? ($info->{merges} > 0 && $info->{V} > 258 && $info->{V} <= $opts->{max_vocab})
+	  : !defined $info->{merges};
+	ok( $info->{version} == 2
+		  && $info->{cell} eq $opts->{cell}
+		  && $info->{tokenizer} eq $tokenizer
+		  && ($info->{lowercase} ? 1 : 0) == ($lower ? 1 : 0)
+		  && $text_ok
+		  && $tok_ok
+		  && $info->{reserialized},
+		"$name: the reference reads the version 2 blob and writes it again byte for byte")
+	  or diag(encode_json($info));
+
+	# rnnlm's own scores: token ids and log-probabilities, in order.
+	my (@ids, @sql_lp, @sql_ppl);
+	my $eod_last = 1;
+	my $unk_seen = 0;
+	my $specials_inside = 0;
+	foreach my $doc (@$docs)
+	{
+		my $rows = $node->safe_psql($db,
+			"SET client_encoding = 'UTF8';\n"
+			  . "SELECT token_id, logprob, token = '<eod>' "
+			  . "FROM rnnlm_token_logprobs('$name', "
+			  . sql_literal($doc)
+			  . ') ORDER BY position');
+		my (@doc_ids, @doc_lp, $last_is_eod);
+		foreach my $row (split /\n/, $rows)
+		{
+			my ($id, $lp, $is_eod) = split /\|/, $row;
+			push @doc_ids, $id + 0;
+			push @doc_lp, $lp + 0;
+			$last_is_eod = ($is_eod eq 't' && $id == 0);
+		}
+		$eod_last &&= (@doc_ids && $last_is_eod);
+		pop @doc_ids;    # the reference adds the final <eod> itself
+		$unk_seen ||= grep { $_ == 1 } @doc_ids;
+		$specials_inside += grep { $_ < 2 } @doc_ids;
+		push @ids, \@doc_ids;
+		push @sql_lp, \@doc_lp;
+		push @sql_ppl,
+		  $node->safe_psql($db,
+			"SET client_encoding = 'UTF8';\n"
+			  . "SELECT rnnlm_perplexity('$name', "
+			  . sql_literal($doc) . ')');
+	}
+	if ($tokenizer eq 'bpe')
+	{
+		ok($eod_last && !$specials_inside,
+			"$name: every document ends with <eod>, bpe gives neither <eod> nor <unk> inside");
+	}
+	else
+	{
+		ok($eod_last && $unk_seen,
+			"$name: every document ends with <eod>, unseen tokens give <unk>");
+	}
+
+	# The reference's tokenizer gives the same ids.
+	my $texts_file = "$tmp/$name.texts.json";
+	write_file($texts_file, texts_json($docs));
+	my $ref_ids = reference_json('--encode', $model_file, $texts_file)->{ids};
+	my $ids_ok = @$ref_ids == @ids;
+	for my $d (0 .. $#ids)
+	{
+		next if join(',', @{ $ref_ids->[$d] // [] }) eq join(',', @{ $ids[$d] });
+		diag("$name doc $d: rnnlm's ids " . show_ids($ids[$d])
+			  . ", the reference's " . show_ids($ref_ids->[$d] // []));
+		$ids_ok = 0;
+	}
+	ok($ids_ok, "$name: the reference tokenizes every text into rnnlm's token ids");
+
+	# The reference's scores for the same ids.
+	my $docs_file = "$tmp/$name.json";
+	write_file($docs_file, encode_json(\@ids));
+	my $ref = reference_json($model_file, $docs_file)->{docs};
+
+	my $max_diff = 0;
+	my $count_ok = 1;
+	my $reported = 0;
+	for my $d (0 .. $#ids)
+	{
+		my ($got, $want) = ($sql_lp[$d], $ref->[$d]);
+		if (@$got != @$want)
+		{
+			diag("$name doc $d: rnnlm gives "
+				  . scalar(@$got)
+				  . ' scores, the reference '
+				  . scalar(@$want));
+			$count_ok = 0;
+			next;
+		}
+		for my $i (0 .. $#$got)
+		{
+			my $diff = abs($got->[$i] - $want->[$i]);
+			$diff = 9**9**9 if $diff != $diff;    # NaN
+			diag(sprintf("%s doc %d position %d (token id %d): rnnlm %.9g reference %.9g",
+					$name, $d, $i, $i < @{ $ids[$d] } ? $ids[$d][$i] : 0,
+					$got->[$i], $want->[$i]))
+			  if $diff >= $tolerance && $reported++ < $max_reports;
+			$max_diff = $diff if $diff > $max_diff;
+		}
+	}
+	diag("$name: " . ($reported - $max_reports) . ' more positions differ')
+	  if $reported > $max_reports;
+	ok($count_ok && $max_diff < $tolerance,
+		sprintf("%s: log-probabilities match the reference (max diff %.3g)",
+			$name, $max_diff));
+
+	# rnnlm_perplexity is exp(-mean log-probability).
+	my $max_rel = 0;
+	for my $d (0 .. $#ids)
+	{
+		my $lp = $ref->[$d];
+		my $expect = exp(-sum(@$lp) / @$lp);
+		my $rel = abs($sql_ppl[$d] - $expect) / $expect;
+		$rel = 9**9**9 if $rel != $rel;
+		diag(sprintf("%s doc %d: rnnlm_perplexity %.9g reference %.9g",
+				$name, $d, $sql_ppl[$d], $expect))
+		  if $rel >= $tolerance;
+		$max_rel = $rel if $rel > $max_rel;
+	}
+	ok($max_rel < $tolerance,
+		sprintf("%s: perplexity matches the reference (max rel diff %.3g)",
+			$name, $max_rel));
+
+	# bpe: the reference learns the same vocabulary and merges from the corpus.
+	if ($tokenizer eq 'bpe')
+	{
+		my $corpus_file = "$tmp/$name.corpus.json";
+		write_file($corpus_file, texts_json(\@corpus));
+		my $learned = reference_json('--learn', $model_file, $corpus_file,
+			'--max-vocab', $opts->{max_vocab});
+		ok($learned->{same},
+			"$name: the reference learns the model's $learned->{merges} merges from the corpus")
+		  or diag(encode_json($learned));
+	}
+}
+
 foreach my $tokenizer ('word', 'char')
 {
 	foreach my $cell ('rnn', 'lstm', 'gru')
 	{
-		my $name = "ref_${cell}_${tokenizer}";
-		my $options = encode_json(
-			{
-				cell => $cell,
-				tokenizer => $tokenizer,
-				embedding_dim => 8,
-				hidden_size => 16,
-				num_layers => 2,
-				epochs => 2,
-				batch_size => 4,
-				seq_len => 8,
-				seed => 1,
-				validation_fraction => 0
-			});
-		my $summary = decode_json(
-			$node->safe_psql(
-				$db,
-				"SELECT rnnlm_train('$name', 'SELECT body FROM corpus ORDER BY id', "
-				  . sql_literal($options) . ')'));
-		is_deeply([ $summary->{cell}, $summary->{tokenizer} ],
-			[ $cell, $tokenizer ], "$name: trained");
-
-		# The blob, exactly as stored.
-		my $hex = $node->safe_psql($db,
-			"SELECT encode(weights, 'hex') FROM rnnlm.model WHERE name = '$name'");
-		my $model_file = "$tmp/$name.bin";
-		write_file($model_file, pack('H*', $hex));
-
-		# rnnlm's own scores: token ids and log-probabilities, in order.
-		my (@ids, @sql_lp, @sql_ppl);
-		my $eod_last = 1;
-		my $unk_seen = 0;
-		foreach my $doc (@{ $test_docs{$tokenizer} })
-		{
-			my $rows = $node->safe_psql($db,
-				"SET client_encoding = 'UTF8';\n"
-				  . "SELECT token_id, logprob, token = '<eod>' "
-				  . "FROM rnnlm_token_logprobs('$name', "
-				  . sql_literal($doc)
-				  . ') ORDER BY position');
-			my (@doc_ids, @doc_lp, $last_is_eod);
-			foreach my $row (split /\n/, $rows)
-			{
-				my ($id, $lp, $is_eod) = split /\|/, $row;
-				push @doc_ids, $id + 0;
-				push @doc_lp, $lp + 0;
-				$last_is_eod = ($is_eod eq 't' && $id == 0);
-			}
-			$eod_last &&= (@doc_ids && $last_is_eod);
-			$unk_seen ||= grep { $_ == 1 } @doc_ids;
-			pop @doc_ids;    # the reference adds the final <eod> itself
-			push @ids, \@doc_ids;
-			push @sql_lp, \@doc_lp;
-			push @sql_ppl,
-			  $node->safe_psql($db,
-				"SET client_encoding = 'UTF8';\n"
-				  . "SELECT rnnlm_perplexity('$name', "
-				  . sql_literal($doc) . ')');
-		}
-		ok($eod_last && $unk_seen,
-			"$name: every document ends with <eod>, unseen tokens give <unk>");
-
-		# The reference's scores for the same ids.
-		my $docs_file = "$tmp/$name.json";
-		write_file($docs_file, encode_json(\@ids));
-		my ($out) = run_or_die($python, $reference, $model_file, $docs_file);
-		my $ref = decode_json($out)->{docs};
-
-		my $max_diff = 0;
-		my $count_ok = 1;
-		my $reported = 0;
-		for my $d (0 .. $#ids)
-		{
-			my ($got, $want) = ($sql_lp[$d], $ref->[$d]);
-			if (@$got != @$want)
-			{
-				diag("$name doc $d: rnnlm gives "
-					  . scalar(@$got)
-					  . ' scores, the reference '
-					  . scalar(@$want));
-				$count_ok = 0;
-				next;
-			}
-			for my $i (0 .. $#$got)
-			{
-				my $diff = abs($got->[$i] - $want->[$i]);
-				$diff = 9**9**9 if $diff != $diff;    # NaN
-				diag(sprintf("%s doc %d position %d (token id %d): rnnlm %.9g reference %.9g",
-						$name, $d, $i, $i < @{ $ids[$d] } ? $ids[$d][$i] : 0,
-						$got->[$i], $want->[$i]))
-				  if $diff >= $tolerance && $reported++ < $max_reports;
-				$max_diff = $diff if $diff > $max_diff;
-			}
-		}
-		diag("$name: " . ($reported - $max_reports) . ' more positions differ')
-		  if $reported > $max_reports;
-		ok($count_ok && $max_diff < $tolerance,
-			sprintf("%s: log-probabilities match the reference (max diff %.3g)",
-				$name, $max_diff));
-
-		# rnnlm_perplexity is exp(-mean log-probability).
-		my $max_rel = 0;
-		for my $d (0 .. $#ids)
-		{
-			my $lp = $ref->[$d];
-			my $expect = exp(-sum(@$lp) / @$lp);
-			my $rel = abs($sql_ppl[$d] - $expect) / $expect;
-			$rel = 9**9**9 if $rel != $rel;
-			diag(sprintf("%s doc %d: rnnlm_perplexity %.9g reference %.9g",
-					$name, $d, $sql_ppl[$d], $expect))
-			  if $rel >= $tolerance;
-			$max_rel = $rel if $rel > $max_rel;
-		}
-		ok($max_rel < $tolerance,
-			sprintf("%s: perplexity matches the reference (max rel diff %.3g)",
-				$name, $max_rel));
+		check_model("ref_${cell}_${tokenizer}", { cell => $cell, tokenizer => $tokenizer },
+			$test_docs{$tokenizer});
 	}
 }
+foreach my $cell ('rnn', 'lstm', 'gru')
+{
+	check_model("ref_${cell}_bpe", { cell => $cell, tokenizer => 'bpe', max_vocab => 340 },
+		$test_docs{bpe});
+}
+check_model(
+	'ref_gru_bpe_nfkc',
+	{
+		cell => 'gru',
+		tokenizer => 'bpe',
+		max_vocab => 320,
+		lowercase => JSON::PP::true,
+		normalize => 'nfkc'
+	},
+	$test_docs{bpe});
 
 $node->stop;
 done_testing();
