@@ -13,6 +13,8 @@
 use strict;
 use warnings;
 
+use File::Basename qw(dirname);
+
 use Encode qw(decode);
 use IPC::Run;
 use JSON::PP;
@@ -400,6 +402,45 @@ foreach my $cell ('rnn', 'lstm', 'gru')
 {
 	check_model("ref_${cell}_bpe", { cell => $cell, tokenizer => 'bpe', max_vocab => 340 },
 		$test_docs{bpe});
+}
+# A model whose embeddings start from given vectors and stay frozen.
+$node->safe_psql($db, q{
+CREATE TABLE vectors AS
+SELECT w AS token, array_agg(round(sin(i * 7 + k)::numeric, 3)::real ORDER BY k) AS vec
+  FROM unnest(ARRAY['the', 'train', 'leaves', 'at', 'noon', 'a', 'of', 'and']) WITH ORDINALITY AS u(w, i),
+       generate_series(1, 8) AS k
+ GROUP BY w, i});
+check_model('ref_lstm_word_frozen',
+	{ cell => 'lstm', tokenizer => 'word', freeze_embeddings => JSON::PP::true,
+	  embeddings_query => 'SELECT token, vec FROM vectors' },
+	$test_docs{word});
+{
+	# the reference's reading of the stored embedding rows against the vectors given
+	my %want;
+	foreach my $row (split /\n/, $node->safe_psql($db, q{
+SELECT t.token_id, array_to_string(v.vec::float8[], ' ')
+  FROM vectors v, rnnlm_token_logprobs('ref_lstm_word_frozen', v.token) t
+ WHERE t.position = 1 AND t.token_id > 1}))
+	{
+		my ($id, $vec) = split /\|/, $row;
+		$want{$id} = [ map { $_ + 0 } split / /, $vec ];
+	}
+	my ($out) = run_or_die($python, '-c',
+		'import json, sys; sys.path.insert(0, sys.argv[1]); import reference; '
+		  . 'm = reference.parse_model(open(sys.argv[2], "rb").read()); '
+		  . 'print(json.dumps([m["emb"][int(i)].tolist() for i in sys.argv[3:]]))',
+		dirname($reference), "$tmp/ref_lstm_word_frozen.bin", sort { $a <=> $b } keys %want);
+	my $got = decode_json($out);
+	my @ids = sort { $a <=> $b } keys %want;
+	my $same = @ids >= 5;
+	for my $k (0 .. $#ids)
+	{
+		my ($g, $w) = ($got->[$k], $want{ $ids[$k] });
+		$same &&= @$g == @$w && !grep { $g->[$_] != $w->[$_] } 0 .. $#$w;
+	}
+	ok($same, sprintf('ref_lstm_word_frozen: after training, the reference reads the %d given vectors '
+		  . 'of words in the vocabulary, bit for bit, as their embedding rows', scalar @ids))
+	  or diag("ids @ids; got $out");
 }
 check_model(
 	'ref_gru_bpe_nfkc',
