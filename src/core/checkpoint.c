@@ -23,6 +23,7 @@
 #define TAG_HISTORY TAG('H', 'I', 'S', 'T')
 #define TAG_PRECISION TAG('P', 'R', 'E', 'C')
 #define TAG_FROZEN	TAG('F', 'R', 'Z', 'N')
+#define TAG_SAMPLED	TAG('S', 'M', 'P', 'L')
 
 #define HEADER_BYTES	16		/* magic, version, section count */
 #define SECTION_HEAD	12		/* tag, length */
@@ -191,7 +192,8 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 			memcpy(magic, RL_CHECKPOINT_MAGIC, 8);
 	}
 	w_u32(&w, RL_CHECKPOINT_VERSION);
-	w_u32(&w, (r->best ? 6 : 5) + (r->o.precision != RL_PREC_FP32) + (r->o.freeze_embeddings != 0));
+	w_u32(&w, (r->best ? 6 : 5) + (r->o.precision != RL_PREC_FP32) + (r->o.freeze_embeddings != 0) +
+		  (r->o.sampled_softmax > 0));
 	at = w_begin(&w, TAG_MODEL);
 	if (w_room(&w, model_len))
 		memcpy(w.buf + w.len - model_len, model, model_len);
@@ -235,6 +237,14 @@ rl_run_save(rl_run *r, uint8_t **out, size_t *len)
 	{
 		at = w_begin(&w, TAG_FROZEN);
 		w_u32(&w, 1);
+		w_end(&w, at);
+	}
+
+	/* only in a run with the sampled output layer: its draws a step */
+	if (r->o.sampled_softmax > 0)
+	{
+		at = w_begin(&w, TAG_SAMPLED);
+		w_u32(&w, (uint32_t) r->o.sampled_softmax);
 		w_end(&w, at);
 	}
 
@@ -519,6 +529,8 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 			return RL_OK;
 		case TAG_HISTORY:
 			return read_history(r, rd);
+		case TAG_SAMPLED:
+			return RL_OK;		/* checked by check_run_sections */
 		case TAG_FROZEN:
 			if (rd->left != 4 || rl_get_u32(rd->p) != 1 || !r->o.freeze_embeddings)
 				return rl_error(r->env, RL_ERR_FORMAT,
@@ -538,25 +550,34 @@ read_section(rl_run *r, uint32_t tag, reader *rd, rl_trainer_state *ts)
 /*
  * Refuses, with a clear message, a checkpoint whose embeddings were frozen
  * when the run's are not or the other way round (its Adam state has another
- * size).  A walk over the section heads only; the reading checks the rest.
+ * size), or whose sampled output layer differs from the run's.  A walk over
+ * the section heads only; the reading checks the rest.
  */
 static rl_status
-check_frozen(rl_run *r, const uint8_t *data, size_t end, uint32_t nsections)
+check_run_sections(rl_run *r, const uint8_t *data, size_t end, uint32_t nsections)
 {
 	size_t		off = HEADER_BYTES;
-	uint32_t	i;
+	uint32_t	i,
+				sampled = 0;
 	int			frozen = 0;
 
 	for (i = 0; i < nsections && end - off >= SECTION_HEAD; i++)
 	{
 		uint64_t	slen = rl_get_u64(data + off + 4);
+		uint32_t	tag = rl_get_u32(data + off);
 
-		frozen |= rl_get_u32(data + off) == TAG_FROZEN;
+		frozen |= tag == TAG_FROZEN;
 		off += SECTION_HEAD;
 		if (slen > end - off)
 			break;
+		if (tag == TAG_SAMPLED)
+			sampled = slen == 4 ? rl_get_u32(data + off) : UINT32_MAX;
 		off += (size_t) slen;
 	}
+	if (sampled != (uint32_t) (r->o.sampled_softmax > 0 ? r->o.sampled_softmax : 0))
+		return rl_error(r->env, RL_ERR_FORMAT,
+						"the checkpoint was made with sampled_softmax %u, this run has %d",
+						sampled, r->o.sampled_softmax > 0 ? r->o.sampled_softmax : 0);
 	if (frozen && !r->o.freeze_embeddings)
 		return rl_error(r->env, RL_ERR_FORMAT,
 						"the checkpoint was made with frozen embeddings, this run trains them");
@@ -596,7 +617,7 @@ rl_run_restore(rl_run *r, const uint8_t *data, size_t len)
 	nsections = rl_get_u32(data + 12);
 	if (nsections > 64)
 		return rl_error(r->env, RL_ERR_FORMAT, "too many checkpoint sections");
-	if ((st = check_frozen(r, data, end, nsections)) != RL_OK)
+	if ((st = check_run_sections(r, data, end, nsections)) != RL_OK)
 		return st;
 	/* the history section is read after the state, whose epoch it must match */
 	for (i = 0; i < nsections; i++)

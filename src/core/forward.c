@@ -187,6 +187,7 @@ rl_fwd_free(rl_fwd *f)
 	if (f->env == NULL)
 		return;
 	rl_prod_free(f->env, &f->prod);
+	rl_fwd_free_sampled(f);
 	for (i = 0; i < f->nallocs; i++)
 		rl_free(f->env, f->allocs[i]);
 	f->nallocs = 0;
@@ -297,6 +298,14 @@ rl_fwd_run(rl_fwd *f, const int32_t *inputs, const int32_t *targets, int32_t T,
 			apply_dropout(f, f->lb[l].h, f->lb[l + 1].x, f->lb[l + 1].mask, (size_t) N * H);
 	}
 	apply_dropout(f, f->lb[L - 1].h, f->top, f->top_mask, (size_t) N * H);
+
+	/* a training step with the sampled output layer: the softmax over candidates */
+	f->sampled_step = f->sampled_k > 0 && grad_scale > 0;
+	if (f->sampled_step)
+	{
+		*loss = rl_sampled_forward(f, targets, N, grad_scale, row_nll, row_top1) / N;
+		return RL_OK;
+	}
 
 	/* logits and the log-softmax of each row */
 	for (r = 0; r < N; r++)

@@ -30,6 +30,15 @@ typedef struct rl_fwd
 	int32_t    *inputs,
 			   *targets;		/* [S*B] */
 	rl_prod		prod;			/* the products' precision, and the bf16 weights */
+	/* the sampled output layer of training steps (sampled.c); sampled_k 0 = off */
+	int32_t		sampled_k;
+	int			sampled_step;	/* the last forward pass was a sampled training step */
+	int32_t		cap_cand,
+				ncand;
+	int32_t    *cand,
+			   *cand_of;
+	float	   *cand_w,
+			   *cand_b;
 	int64_t		prod_stamp;		/* the weights' stamp the bf16 copy was made at */
 	void	   *allocs[RL_FWD_MAX_ALLOCS];
 	int			nallocs;
@@ -46,5 +55,13 @@ extern rl_status rl_fwd_run(rl_fwd *f, const int32_t *inputs, const int32_t *tar
 							int32_t T, int64_t weights_stamp, float grad_scale,
 							double *loss, double *row_nll, unsigned char *row_top1);
 extern void rl_fwd_carry(rl_fwd *f, int32_t T);
+
+/* sampled.c */
+extern size_t rl_sampled_floats(const rl_config *c, size_t rows, int32_t k);
+extern rl_status rl_fwd_set_sampled(rl_fwd *f, int32_t k);
+extern void rl_fwd_free_sampled(rl_fwd *f);
+extern double rl_sampled_forward(rl_fwd *f, const int32_t *targets, int N, float grad_scale,
+								 double *row_nll, unsigned char *row_top1);
+extern void rl_sampled_backward(rl_fwd *f, int N, float *g_why, float *g_by, float *dH);
 
 #endif							/* RNNLM_FORWARD_H */

@@ -311,13 +311,14 @@ typedef struct rl_tokenizer_ops
 	int32_t		default_max_vocab;	/* 0 = every unit seen */
 	int			default_lowercase;
 	int			has_unk;		/* units outside the vocabulary become <unk> */
-	int			spaced;			/* generated tokens are joined with spaces */
 	int			(*split) (rl_env *env, const rl_config *c, const char *text, size_t len,
 						  rl_token_fn emit, void *ud);
 	rl_status	(*learn) (rl_env *env, const rl_unit_count *units, int32_t nunits,
 						  int32_t max_vocab, rl_vocab **out);
 	/* appends the ids of one unit to ids[*n...] (room for len ids); returns how many */
 	size_t		(*encode) (const rl_vocab *v, const char *unit, size_t len, int32_t *ids);
+	/* writes the text of ids back to back into out (room for n * (RL_MAX_TOKEN_BYTES + 1)); returns its length */
+	size_t		(*decode) (const rl_vocab *v, const int32_t *ids, size_t n, char *out);
 	/* writes token id as text for display into buf (RL_MAX_TOKEN_BYTES * 4 + 1) */
 	size_t		(*describe) (const rl_vocab *v, int32_t id, char *buf);
 	/* the tokenizer's own section of the model file (0: none) */
@@ -373,6 +374,10 @@ extern size_t rl_utf8_clean(const char *s, size_t len, char *out);
  * trailing EOD). */
 extern rl_status rl_tokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
 							 const char *text, size_t len, int32_t **ids, size_t *n);
+
+/* The text of token ids (generated ones), as whole UTF-8, allocated from env. */
+extern rl_status rl_detokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
+							   const int32_t *ids, size_t n, char **out, size_t *len);
 
 /* Calls emit once per unit of text (word, code point, bpe piece), normalised. */
 extern int	rl_split(rl_env *env, const rl_config *c, const char *text, size_t len,
@@ -524,6 +529,7 @@ typedef struct rl_train_opts
 	int32_t		lr_patience;	/* ... after this many epochs without improvement */
 	rl_precision precision;		/* of the products: FP32 or BF16, resolved */
 	int			freeze_embeddings;	/* emb is not trained (no gradient, no Adam state) */
+	int32_t		sampled_softmax;	/* > 0: training steps' softmax over K draws (sampled.c) */
 } rl_train_opts;
 
 typedef struct rl_epoch_stats
@@ -578,6 +584,7 @@ extern rl_status rl_trainer_eval(rl_trainer *tr, const int32_t *ids, size_t n,
 								 double *loss, size_t *count);
 extern rl_status rl_trainer_enable_adam(rl_trainer *tr);
 extern rl_status rl_trainer_freeze_embeddings(rl_trainer *tr);
+extern rl_status rl_trainer_set_sampled(rl_trainer *tr, int32_t k);
 extern rl_status rl_trainer_step(rl_trainer *tr, const int32_t *ids, size_t per_stream,
 								 size_t pos, int32_t T, double lr, double clip_norm,
 								 double *loss);
@@ -598,7 +605,8 @@ typedef struct rl_trainer_state
 extern void rl_trainer_view(rl_trainer *tr, rl_trainer_state *v);
 
 extern size_t rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len,
-							  double dropout, rl_precision precision, int freeze_embeddings);
+							  double dropout, rl_precision precision, int freeze_embeddings,
+							  int32_t sampled_k);
 extern rl_status rl_train(rl_env *env, rl_model *m,
 						  const int32_t *train, size_t ntrain,
 						  const int32_t *val, size_t nval,

@@ -63,7 +63,7 @@ rl_run_memory(const rl_config *cfg, const rl_train_opts *o)
 {
 	rl_env		env;
 	size_t		base = rl_train_memory(cfg, o->batch_size, o->seq_len, o->dropout,
-								   o->precision, o->freeze_embeddings),
+								   o->precision, o->freeze_embeddings, o->sampled_softmax),
 				P;
 
 	rl_env_init_malloc(&env);
@@ -124,6 +124,8 @@ rl_run_create(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 		st = rl_trainer_enable_adam(r->tr);
 	if (st == RL_OK)
 		st = rl_trainer_set_precision(r->tr, o->precision);
+	if (st == RL_OK)
+		st = rl_trainer_set_sampled(r->tr, o->sampled_softmax);
 	if (st == RL_OK && o->keep_best && r->nval >= 2 &&
 		!(r->best = rl_alloc_array(env, m->nparams, sizeof(float))))
 		st = env->status;

@@ -73,6 +73,48 @@ lookup_encode(const rl_vocab *v, const char *unit, size_t len, int32_t *ids)
 	return 1;
 }
 
+/* word: the tokens' texts joined by single spaces. */
+static size_t
+spaced_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
+{
+	size_t		i,
+				k = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		size_t		len;
+		const char *t = rl_vocab_token(v, ids[i], &len);
+
+		if (t == NULL)
+			continue;
+		if (k > 0)
+			out[k++] = ' ';
+		memcpy(out + k, t, len);
+		k += len;
+	}
+	return k;
+}
+
+/* char and bpe: the tokens' texts (bpe: bytes) back to back. */
+static size_t
+joined_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
+{
+	size_t		i,
+				k = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		size_t		len;
+		const char *t = rl_vocab_token(v, ids[i], &len);
+
+		if (t == NULL)
+			continue;
+		memcpy(out + k, t, len);
+		k += len;
+	}
+	return k;
+}
+
 /* word and char: a token is shown as its text. */
 static size_t
 text_describe(const rl_vocab *v, int32_t id, char *buf)
@@ -137,18 +179,21 @@ merges_read(rl_env *env, rl_vocab *v, const uint8_t *p, size_t len)
 static const rl_tokenizer_ops tokenizers[RL_NUM_TOKENIZERS] = {
 	[RL_TOK_WORD] = {
 		.name = "word", .default_max_vocab = 10000, .default_lowercase = 1,
-		.has_unk = 1, .spaced = 1,
-		.learn = rank_learn, .encode = lookup_encode, .describe = text_describe,
+		.has_unk = 1,
+		.learn = rank_learn, .encode = lookup_encode, .decode = spaced_decode,
+		.describe = text_describe,
 	},
 	[RL_TOK_CHAR] = {
 		.name = "char", .default_max_vocab = 0, .default_lowercase = 0,
-		.has_unk = 1, .spaced = 0,
-		.learn = rank_learn, .encode = lookup_encode, .describe = text_describe,
+		.has_unk = 1,
+		.learn = rank_learn, .encode = lookup_encode, .decode = joined_decode,
+		.describe = text_describe,
 	},
 	[RL_TOK_BPE] = {
 		.name = "bpe", .default_max_vocab = 8000, .default_lowercase = 0,
-		.has_unk = 0, .spaced = 0,
-		.learn = rl_bpe_learn, .encode = rl_bpe_encode, .describe = rl_bpe_describe,
+		.has_unk = 0,
+		.learn = rl_bpe_learn, .encode = rl_bpe_encode, .decode = joined_decode,
+		.describe = rl_bpe_describe,
 		.section_tag = RL_TAG('M', 'E', 'R', 'G'),
 		.section_size = merges_size, .section_write = merges_write,
 		.section_read = merges_read,
@@ -345,6 +390,42 @@ rl_tokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
 	}
 	*ids = t.ids;
 	*n = t.n;
+	return RL_OK;
+}
+
+/*
+ * The text of ids under the tokenizer's decode, then cleaned to whole UTF-8
+ * (bpe tokens are bytes: a character cut off at the end is dropped, a stray
+ * byte becomes U+FFFD).
+ */
+rl_status
+rl_detokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
+			  const int32_t *ids, size_t n, char **out, size_t *len)
+{
+	const rl_tokenizer_ops *ops = rl_tokenizer(c->tokenizer);
+	size_t		raw_cap,
+				raw_len;
+	char	   *raw,
+			   *clean;
+
+	*out = NULL;
+	if (ops == NULL)
+		return rl_error(env, RL_ERR_INVALID, "unknown tokenizer %d", (int) c->tokenizer);
+	if (rl_mul_overflow(n, RL_MAX_TOKEN_BYTES + 1, &raw_cap))
+		return rl_error(env, RL_ERR_INVALID, "too many tokens to decode");
+	raw = rl_alloc(env, raw_cap + 1);
+	if (raw == NULL)
+		return env->status;
+	raw_len = ops->decode(v, ids, n, raw);
+	clean = rl_alloc(env, 3 * raw_len + 1);
+	if (clean == NULL)
+	{
+		rl_free(env, raw);
+		return env->status;
+	}
+	*len = rl_utf8_clean(raw, raw_len, clean);
+	rl_free(env, raw);
+	*out = clean;
 	return RL_OK;
 }
 

@@ -210,16 +210,21 @@ backward(rl_trainer *tr, const int32_t *inputs, int32_t T)
 	float	   *dH = tr->dA,
 			   *dX = tr->dB;
 
-	/* output layer */
-	rl_mm(&f->prod, 1, 0, V, H, N, 1.0f, f->logits, V, f->top, H, 1.0f, tr->g_why, H);
-	for (r = 0; r < N; r++)
+	/* output layer: over the candidates of a sampled step, else over the vocabulary */
+	if (f->sampled_step)
+		rl_sampled_backward(f, N, tr->g_why, tr->g_by, dH);
+	else
 	{
-		const float *z = f->logits + (size_t) r * V;
+		rl_mm(&f->prod, 1, 0, V, H, N, 1.0f, f->logits, V, f->top, H, 1.0f, tr->g_why, H);
+		for (r = 0; r < N; r++)
+		{
+			const float *z = f->logits + (size_t) r * V;
 
-		for (j = 0; j < V; j++)
-			tr->g_by[j] += z[j];
+			for (j = 0; j < V; j++)
+				tr->g_by[j] += z[j];
+		}
+		rl_mm(&f->prod, 0, 0, N, H, V, 1.0f, f->logits, V, m->why, H, 0.0f, dH, H);
 	}
-	rl_mm(&f->prod, 0, 0, N, H, V, 1.0f, f->logits, V, m->why, H, 0.0f, dH, H);
 	mask_grad(tr, dH, f->top_mask, (size_t) N * H);
 
 	for (l = m->cfg.num_layers - 1; l >= 0; l--)
@@ -408,7 +413,7 @@ rl_eval_stream(rl_env *env, rl_model *m, const int32_t *ids, size_t n,
  */
 size_t
 rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dropout,
-				rl_precision precision, int freeze_embeddings)
+				rl_precision precision, int freeze_embeddings, int32_t sampled_k)
 {
 	rl_env		env;
 	size_t		P,
@@ -422,13 +427,23 @@ rl_train_memory(const rl_config *cfg, int32_t batch, int32_t seq_len, double dro
 	/* the weights, their gradients, two Adam moments (not for frozen embeddings); the
 	 * forward pass; the backward's scratch */
 	floats = 2 * P + 2 * (P - (freeze_embeddings ? (size_t) cfg->vocab_size * cfg->embedding_dim : 0)) +
-		rl_fwd_floats(cfg, batch, seq_len, dropout);
+		rl_fwd_floats(cfg, batch, seq_len, dropout) +
+		rl_sampled_floats(cfg, (size_t) batch * seq_len, sampled_k);
 	backward_sizes(cfg, (size_t) batch * seq_len, (size_t) batch, sz);
 	for (i = 0; i < 6; i++)
 		floats += sz[i];
 	if (floats > SIZE_MAX / 8)
 		return SIZE_MAX;
 	return floats * 4 + (precision == RL_PREC_BF16 ? rl_fwd_prod_bytes(cfg, P, batch, seq_len) : 0);
+}
+
+/* Trains with the sampled output layer of k draws a step (fp32 products only). */
+rl_status
+rl_trainer_set_sampled(rl_trainer *tr, int32_t k)
+{
+	if (k > 0 && tr->f.prod.bf16)
+		return rl_error(tr->env, RL_ERR_UNSUPPORTED, "sampled_softmax runs in fp32 only");
+	return rl_fwd_set_sampled(&tr->f, k);
 }
 
 /* Keeps the embeddings fixed from now on: they get no update and no Adam state. */

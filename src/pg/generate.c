@@ -9,7 +9,6 @@
 #include <math.h>
 
 #include "common/pg_prng.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -53,8 +52,8 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 	rl_env		env;
 	size_t		len;
 	char	   *u;
-	StringInfoData out;
-	char	   *clean;
+	int32_t    *ids;
+	char	   *generated;
 	int32		produced = 0;
 
 	so.temperature = PG_ARGISNULL(3) ? 1.0 : PG_GETARG_FLOAT8(3);
@@ -104,27 +103,21 @@ rnnlm_generate(PG_FUNCTION_ARGS)
 		u = rnnlm_text_to_utf8(PG_GETARG_TEXT_PP(1), &len);
 	condition_on(lm, &env, u, len);
 
-	initStringInfo(&out);
+	ids = palloc(sizeof(int32_t) * Max(max_tokens, 1));
 	while (produced < max_tokens)
 	{
 		int32_t		tok;
-		const char *t;
-		size_t		tlen;
 
 		CHECK_FOR_INTERRUPTS();
 		tok = rl_sample(lm->state->logits, m->cfg.vocab_size, &so, &rng, lm->sample_work);
 		if (tok == RL_TOKEN_EOD)
 			break;
-		t = rl_vocab_token(m->vocab, tok, &tlen);
-		if (rl_tokenizer(m->cfg.tokenizer)->spaced && produced > 0)
-			appendStringInfoChar(&out, ' ');
-		appendBinaryStringInfo(&out, t, (int) tlen);
-		produced++;
+		ids[produced++] = tok;
 		rl_state_feed(lm->state, tok);
 	}
-	/* bpe tokens are bytes: keep whole UTF-8 only, dropping a cut-off last character */
-	clean = palloc(3 * (size_t) out.len + 1);
-	PG_RETURN_TEXT_P(rnnlm_utf8_to_text(clean, rl_utf8_clean(out.data, out.len, clean)));
+	if (rl_detokenize(&env, &m->cfg, m->vocab, ids, (size_t) produced, &generated, &len) != RL_OK)
+		rnnlm_raise(&env, "decoding the generated tokens");
+	PG_RETURN_TEXT_P(rnnlm_utf8_to_text(generated, len));
 }
 
 /*

@@ -92,6 +92,7 @@ static const OptSpec opt_specs[] = {
 	{"precision", OPT_ENUM, OFF(precision), RL_PREC_FP32, 0, 0, false, precision_choices, true},
 	{"embeddings_query", OPT_TEXT, OFF(embeddings_query), 0, 0, 1 << 20, false, NULL, true},
 	{"freeze_embeddings", OPT_BOOL, OFF(freeze_embeddings), 0, 0, 0, false, NULL, true},
+	{"sampled_softmax", OPT_INT, OFF(sampled_softmax), 0, 0, 1000000, false, NULL, true},
 	{"replace", OPT_BOOL, OFF(replace), 0, 0, 0, false, NULL, false},
 };
 
@@ -483,4 +484,5 @@ rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to)
 	to->lr_patience = opts->lr_patience;
 	to->precision = (rl_precision) opts->precision;
 	to->freeze_embeddings = opts->freeze_embeddings;
+	to->sampled_softmax = opts->sampled_softmax;
 }

@@ -83,6 +83,7 @@ typedef struct RnnlmOptions
 	int32		precision;		/* rl_precision; resolved when training starts */
 	char	   *embeddings_query;	/* (token, vector) rows, or NULL */
 	bool		freeze_embeddings;
+	int32		sampled_softmax;	/* draws a training step; 0 = the exact softmax */
 	bool		replace;
 	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;

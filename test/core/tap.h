@@ -65,13 +65,15 @@ extern void test_kernels(void);
 extern void test_run(void);
 extern void test_compute(void);
 extern void test_text(void);
+extern void test_sampled(void);
 
 #define TEST_GRADIENTS_POINTS	60
 #define TEST_INFER_POINTS		19
 #define TEST_SAMPLING_POINTS	14
 #define TEST_TOKENIZERS_POINTS	38
 #define TEST_FORMAT_POINTS		117
-#define TEST_TEXT_POINTS		18
+#define TEST_TEXT_POINTS		19
+#define TEST_SAMPLED_POINTS		4
 #define TEST_TRAINING_POINTS	25
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TEST_KERNEL_SETS		4
@@ -80,7 +82,7 @@ extern void test_text(void);
 #endif
 #define TEST_KERNEL_SET_POINTS	7
 #define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
-#define TEST_RUN_POINTS			79
+#define TEST_RUN_POINTS			81
 #define TEST_COMPUTE_POINTS		25
 
 #endif							/* RNNLM_TEST_TAP_H */

@@ -579,7 +579,7 @@ check_memory_estimate(void)
 	{
 		rl_model   *m = test_model(&env, RL_CELL_LSTM, 37, 12, 20, 2, 0.1, 4);
 		rl_trainer *tr;
-		size_t		want = rl_train_memory(&m->cfg, 6, 9, 0.2, (rl_precision) prec, 0),
+		size_t		want = rl_train_memory(&m->cfg, 6, 9, 0.2, (rl_precision) prec, 0, 0),
 					got;
 
 		asked = 0;

@@ -30,6 +30,7 @@ static const test_group groups[] = {
 	{"text", test_text, TEST_TEXT_POINTS},
 	{"format", test_format, TEST_FORMAT_POINTS},
 	{"training", test_training, TEST_TRAINING_POINTS},
+	{"sampled", test_sampled, TEST_SAMPLED_POINTS},
 	{"runs", test_run, TEST_RUN_POINTS},
 	{"compute", test_compute, TEST_COMPUTE_POINTS},
 };

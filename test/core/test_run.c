@@ -406,6 +406,11 @@ check_resume(rl_env *env, const corpus *text, const corpus *rnd)
 	o = base_opts();
 	o.freeze_embeddings = 1;
 	check_resume_case(env, text, "gru, frozen embeddings", RL_CELL_GRU, 1, &o, 3, 0);
+
+	/* the sampled output layer: its draws come from the saved generator */
+	o = base_opts();
+	o.sampled_softmax = 6;
+	check_resume_case(env, text, "lstm, sampled_softmax 6", RL_CELL_LSTM, 1, &o, 3, 0);
 }
 
 /* freeze_embeddings: the embeddings stay bit for bit, the rest trains; checkpoints tell them apart. */
@@ -1526,7 +1531,7 @@ check_memory(rl_env *env, const corpus *c)
 
 	/* rl_run_memory counts the kept weights */
 	tap_ok(rl_run_memory(&m->cfg, &o) ==
-		   rl_train_memory(&m->cfg, o.batch_size, o.seq_len, o.dropout, RL_PREC_FP32, 0) +
+		   rl_train_memory(&m->cfg, o.batch_size, o.seq_len, o.dropout, RL_PREC_FP32, 0, 0) +
 		   P * sizeof(float),
 		   "rl_run_memory is rl_train_memory plus the kept weights with keep_best");
 

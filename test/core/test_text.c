@@ -379,6 +379,28 @@ check_bpe_round_trips(rl_env *env)
 	rl_bpe_describe(v, RL_BPE_BYTE0 + 'a', shown);
 	ok = ok && strcmp(shown, "a") == 0;
 	tap_ok(ok, "a token's bytes that are not UTF-8 on their own are shown \\xHH, a backslash \\\\");
+
+	/* decoding: the bytes back to back, a character cut off at the end dropped */
+	{
+		rl_config	c = uni(RL_TOK_BPE, 0);
+		const char *t = "caf\xC3\xA9 \xE4\xBD\xA0";
+		int32_t    *ids,
+					cut[2] = {RL_BPE_BYTE0 + 'a', RL_BPE_BYTE0 + 0xE4};
+		char	   *out = NULL,
+				   *out2 = NULL;
+		size_t		len = 0,
+					len2 = 0;
+
+		if (rl_tokenize(env, &c, v, t, strlen(t), &ids, &n) != RL_OK)
+			tap_bail("rl_tokenize: %s", env->errmsg);
+		ok = rl_detokenize(env, &c, v, ids, n, &out, &len) == RL_OK && len == strlen(t) &&
+			memcmp(out, t, len) == 0 &&
+			rl_detokenize(env, &c, v, cut, 2, &out2, &len2) == RL_OK && len2 == 1 && out2[0] == 'a';
+		tap_ok(ok, "rl_detokenize gives the text back, and drops a character cut off at the end");
+		rl_free(env, ids);
+		rl_free(env, out);
+		rl_free(env, out2);
+	}
 	rl_vocab_free(env, v);
 }
 
