@@ -83,6 +83,6 @@ extern void test_sampled(void);
 #define TEST_KERNEL_SET_POINTS	7
 #define TEST_KERNELS_POINTS		(TEST_KERNEL_SETS * TEST_KERNEL_SET_POINTS + 2)
 #define TEST_RUN_POINTS			81
-#define TEST_COMPUTE_POINTS		25
+#define TEST_COMPUTE_POINTS		26
 
 #endif							/* RNNLM_TEST_TAP_H */

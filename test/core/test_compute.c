@@ -595,6 +595,25 @@ check_memory_estimate(void)
 		rl_trainer_free(tr);
 		rl_model_free(&env, m);
 	}
+	/* frozen embeddings (no Adam moments for them) and the sampled output layer's buffers */
+	{
+		rl_model   *m = test_model(&env, RL_CELL_GRU, 300, 12, 20, 1, 0.1, 4);
+		rl_trainer *tr;
+		size_t		want = rl_train_memory(&m->cfg, 6, 9, 0.2, RL_PREC_FP32, 1, 7),
+					got;
+
+		asked = 0;
+		if (rl_trainer_create(&counting, m, 6, 9, 0.2, 1, &tr) != RL_OK ||
+			rl_trainer_grads(tr) == NULL || rl_trainer_freeze_embeddings(tr) != RL_OK ||
+			rl_trainer_enable_adam(tr) != RL_OK || rl_trainer_set_sampled(tr, 7) != RL_OK)
+			tap_bail("trainer: %s", counting.errmsg);
+		got = asked + m->nparams * sizeof(float);
+		tap_ok(got >= want && got - want < 8192,
+			   "frozen embeddings and sampled_softmax 7: rl_train_memory (%zu bytes) is what the trainer "
+			   "allocates plus the weights (%zu)", want, got);
+		rl_trainer_free(tr);
+		rl_model_free(&env, m);
+	}
 	rl_compute_use("auto", err, sizeof(err));
 }
 
