@@ -92,21 +92,6 @@ pair_hash(int32_t a, int32_t b)
 	return (uint32_t) k;
 }
 
-/* FNV-1a hash of bytes. */
-static uint32_t
-bytes_hash(const char *s, size_t len)
-{
-	uint32_t	h = 2166136261u;
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-	{
-		h ^= (unsigned char) s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 /* Whether the heap entry x goes before y: more occurrences, then smaller ids. */
 static int
 heap_before(const bpe_learner *L, const heap_entry *x, const heap_entry *y)
@@ -269,7 +254,7 @@ pair_add(bpe_learner *L, int32_t a, int32_t b, int64_t delta, int32_t pos)
 static int32_t
 token_find(const bpe_learner *L, const char *s, size_t len)
 {
-	size_t		h = bytes_hash(s, len) & (L->ntok_slots - 1);
+	size_t		h = rl_hash_bytes(s, len) & (L->ntok_slots - 1);
 
 	while (L->tok_slots[h] >= 0)
 	{
@@ -303,7 +288,7 @@ token_add(bpe_learner *L, const char *s, size_t len, int findable)
 		L->ntok_slots = n;
 		for (j = RL_NUM_SPECIAL; j < L->ntokens; j++)
 		{
-			size_t		h = bytes_hash(L->str + L->off[j], L->off[j + 1] - L->off[j]) & (n - 1);
+			size_t		h = rl_hash_bytes(L->str + L->off[j], L->off[j + 1] - L->off[j]) & (n - 1);
 
 			while (slots[h] >= 0)
 				h = (h + 1) & (n - 1);
@@ -325,7 +310,7 @@ token_add(bpe_learner *L, const char *s, size_t len, int findable)
 	L->ntokens++;
 	if (findable)
 	{
-		size_t		h = bytes_hash(s, len) & (L->ntok_slots - 1);
+		size_t		h = rl_hash_bytes(s, len) & (L->ntok_slots - 1);
 
 		while (L->tok_slots[h] >= 0)
 			h = (h + 1) & (L->ntok_slots - 1);

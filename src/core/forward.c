@@ -273,7 +273,6 @@ rl_fwd_run(rl_fwd *f, const int32_t *inputs, const int32_t *targets, int32_t T,
 				L = c->num_layers,
 				l,
 				r;
-	double		total = 0.0;
 
 	if (T < 1 || T > f->S)
 		return rl_error(env, RL_ERR_INVALID, "chunk of %d steps exceeds the trainer's %d", T, f->S);
@@ -311,11 +310,29 @@ rl_fwd_run(rl_fwd *f, const int32_t *inputs, const int32_t *targets, int32_t T,
 	for (r = 0; r < N; r++)
 		memcpy(f->logits + (size_t) r * V, m->by, V * sizeof(float));
 	rl_mm(&f->prod, 0, 1, N, V, H, 1.0f, f->top, H, m->why, H, 1.0f, f->logits, V);
+	*loss = rl_softmax_rows(f->logits, N, V, targets, NULL, grad_scale, row_nll, row_top1) / N;
+	return RL_OK;
+}
+
+/*
+ * The log-softmax of each of N rows of ncols logits, the target of row r
+ * being column targets[r] (or map[targets[r]] with a map): the summed
+ * negative log-likelihood, per row in row_nll and whether the target was
+ * the top-1 column in row_top1 (unless NULL); with grad_scale > 0 the
+ * logits are left holding the gradient times grad_scale.
+ */
+double
+rl_softmax_rows(float *logits, int N, int32_t ncols, const int32_t *targets, const int32_t *map,
+				float grad_scale, double *row_nll, unsigned char *row_top1)
+{
+	double		total = 0.0;
+	int			r;
+
 	for (r = 0; r < N; r++)
 	{
 		int			top1;
-		double		nll = -rl_log_softmax_row(f->logits + (size_t) r * V, V, targets[r],
-											  &top1, grad_scale);
+		int32_t		t = map ? map[targets[r]] : targets[r];
+		double		nll = -rl_log_softmax_row(logits + (size_t) r * ncols, ncols, t, &top1, grad_scale);
 
 		total += nll;
 		if (row_nll)
@@ -323,8 +340,7 @@ rl_fwd_run(rl_fwd *f, const int32_t *inputs, const int32_t *targets, int32_t T,
 		if (row_top1)
 			row_top1[r] = (unsigned char) top1;
 	}
-	*loss = total / N;
-	return RL_OK;
+	return total;
 }
 
 /* Carries the state at step T-1 into the next chunk. */

@@ -55,6 +55,9 @@ extern rl_status rl_fwd_run(rl_fwd *f, const int32_t *inputs, const int32_t *tar
 							int32_t T, int64_t weights_stamp, float grad_scale,
 							double *loss, double *row_nll, unsigned char *row_top1);
 extern void rl_fwd_carry(rl_fwd *f, int32_t T);
+extern double rl_softmax_rows(float *logits, int N, int32_t ncols, const int32_t *targets,
+							  const int32_t *map, float grad_scale, double *row_nll,
+							  unsigned char *row_top1);
 
 /* sampled.c */
 extern size_t rl_sampled_floats(const rl_config *c, size_t rows, int32_t k);

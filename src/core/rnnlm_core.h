@@ -360,6 +360,7 @@ extern void rl_builder_free(rl_builder *b);
 extern rl_status rl_vocab_create(rl_env *env, int32_t size, const uint32_t *lengths,
 								 const char *strings, rl_vocab **out);
 extern int32_t rl_vocab_lookup(const rl_vocab *v, const char *tok, size_t len);
+extern uint32_t rl_hash_bytes(const char *s, size_t len);
 extern const char *rl_vocab_token(const rl_vocab *v, int32_t id, size_t *len);
 extern void rl_vocab_free(rl_env *env, rl_vocab *v);
 extern int	rl_utf8_valid(const char *s, size_t len);

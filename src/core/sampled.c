@@ -154,7 +154,6 @@ rl_sampled_forward(rl_fwd *f, const int32_t *targets, int N, float grad_scale,
 	int32_t		H = m->cfg.hidden_size,
 				C,
 				k;
-	double		total = 0.0;
 	int			r;
 
 	choose_candidates(f, targets, N);
@@ -167,19 +166,7 @@ rl_sampled_forward(rl_fwd *f, const int32_t *targets, int N, float grad_scale,
 	for (r = 0; r < N; r++)
 		memcpy(f->logits + (size_t) r * C, f->cand_b, C * sizeof(float));
 	rl_mm(&f->prod, 0, 1, N, C, H, 1.0f, f->top, H, f->cand_w, H, 1.0f, f->logits, C);
-	for (r = 0; r < N; r++)
-	{
-		int			top1;
-		double		nll = -rl_log_softmax_row(f->logits + (size_t) r * C, C, f->cand_of[targets[r]],
-											  &top1, grad_scale);
-
-		total += nll;
-		if (row_nll)
-			row_nll[r] = nll;
-		if (row_top1)
-			row_top1[r] = (unsigned char) top1;
-	}
-	return total;
+	return rl_softmax_rows(f->logits, N, C, targets, f->cand_of, grad_scale, row_nll, row_top1);
 }
 
 /*

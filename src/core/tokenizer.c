@@ -73,9 +73,9 @@ lookup_encode(const rl_vocab *v, const char *unit, size_t len, int32_t *ids)
 	return 1;
 }
 
-/* word: the tokens' texts joined by single spaces. */
+/* The tokens' texts back to back, with a space between them when spaced. */
 static size_t
-spaced_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
+decode_tokens(const rl_vocab *v, const int32_t *ids, size_t n, char *out, int spaced)
 {
 	size_t		i,
 				k = 0;
@@ -87,7 +87,7 @@ spaced_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
 
 		if (t == NULL)
 			continue;
-		if (k > 0)
+		if (spaced && k > 0)
 			out[k++] = ' ';
 		memcpy(out + k, t, len);
 		k += len;
@@ -95,24 +95,18 @@ spaced_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
 	return k;
 }
 
+/* word: the tokens' texts joined by single spaces. */
+static size_t
+spaced_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
+{
+	return decode_tokens(v, ids, n, out, 1);
+}
+
 /* char and bpe: the tokens' texts (bpe: bytes) back to back. */
 static size_t
 joined_decode(const rl_vocab *v, const int32_t *ids, size_t n, char *out)
 {
-	size_t		i,
-				k = 0;
-
-	for (i = 0; i < n; i++)
-	{
-		size_t		len;
-		const char *t = rl_vocab_token(v, ids[i], &len);
-
-		if (t == NULL)
-			continue;
-		memcpy(out + k, t, len);
-		k += len;
-	}
-	return k;
+	return decode_tokens(v, ids, n, out, 0);
 }
 
 /* word and char: a token is shown as its text. */
@@ -217,9 +211,9 @@ rl_tokenizer_name(rl_tokenizer_kind kind)
 
 	return t ? t->name : "?";
 }
-/* FNV-1a hash of a token. */
-static uint32_t
-hash_token(const char *s, size_t len)
+/* FNV-1a hash of a token's bytes (the vocabulary's and bpe learning's hashes). */
+uint32_t
+rl_hash_bytes(const char *s, size_t len)
 {
 	uint32_t	h = 2166136261u;
 	size_t		i;
@@ -277,7 +271,7 @@ rl_vocab_create(rl_env *env, int32_t size, const uint32_t *lengths,
 		uint32_t	h;
 
 		v->offsets[i] = (uint32_t) total;
-		h = hash_token(v->strings + total, lengths[i]) & (v->nslots - 1);
+		h = rl_hash_bytes(v->strings + total, lengths[i]) & (v->nslots - 1);
 		while (v->slots[h] >= 0)
 		{
 			int32_t		j = v->slots[h];
@@ -303,7 +297,7 @@ rl_vocab_create(rl_env *env, int32_t size, const uint32_t *lengths,
 int32_t
 rl_vocab_lookup(const rl_vocab *v, const char *tok, size_t len)
 {
-	uint32_t	h = hash_token(tok, len) & (v->nslots - 1);
+	uint32_t	h = rl_hash_bytes(tok, len) & (v->nslots - 1);
 
 	while (v->slots[h] >= 0)
 	{
@@ -483,7 +477,7 @@ builder_rehash(rl_builder *b)
 	memset(slots, 0xFF, nslots * sizeof(int32_t));
 	for (i = 0; i < b->ndistinct; i++)
 	{
-		uint32_t	h = hash_token(b->str + b->off[i], b->off[i + 1] - b->off[i]) & (nslots - 1);
+		uint32_t	h = rl_hash_bytes(b->str + b->off[i], b->off[i + 1] - b->off[i]) & (nslots - 1);
 
 		while (slots[h] >= 0)
 			h = (h + 1) & (nslots - 1);
@@ -500,7 +494,7 @@ static int
 builder_emit(void *ud, const char *tok, size_t len)
 {
 	rl_builder *b = ud;
-	uint32_t	h = hash_token(tok, len) & (b->nslots - 1);
+	uint32_t	h = rl_hash_bytes(tok, len) & (b->nslots - 1);
 	int32_t		id;
 	void	   *p;
 
