@@ -243,6 +243,25 @@ $$;
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 
+-- The stamp every change of a model row gets (which tells caches to reload)
+-- is its revision: "version" is kept for a model's numbered versions.
+ALTER TABLE rnnlm.model RENAME COLUMN version TO revision;
+ALTER SEQUENCE rnnlm.model_version_seq RENAME TO model_revision_seq;
+DROP TRIGGER model_new_version ON rnnlm.model;
+DROP FUNCTION rnnlm.model_new_version();
+-- Every new or changed model row gets a new revision from the sequence (a
+-- revision written by hand is ignored), so every backend's cached copy is
+-- reloaded by its next statement and can never be mistaken for another.
+CREATE FUNCTION rnnlm.model_new_revision() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    NEW.revision := pg_catalog.nextval('rnnlm.model_revision_seq'::pg_catalog.regclass);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER model_new_revision BEFORE INSERT OR UPDATE ON rnnlm.model
+    FOR EACH ROW EXECUTE FUNCTION rnnlm.model_new_revision();
+
 -- What a model was fine-tuned from (its name at the time), and one entry per
 -- epoch trained: {"epoch", "learning_rate", "train_loss", "val_loss", "seconds"}.
 -- Models stored by 0.1 have no parent and an empty history.

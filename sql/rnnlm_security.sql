@@ -285,11 +285,11 @@ SELECT label, sec_try(q) AS result FROM (VALUES
     ('insert as alice', $$INSERT INTO rnnlm.model SELECT 'sec_fake', 'regress_rnnsec_alice', 1, cell, tokenizer,
          vocab_size, embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, val_perplexity,
          trained_tokens, options, created_at, weights, '{}' FROM rnnlm.model WHERE name = 'sec_b'$$),
-    ('upsert over sec_a', $$INSERT INTO rnnlm.model SELECT 'sec_a', owner, version, cell, tokenizer,
+    ('upsert over sec_a', $$INSERT INTO rnnlm.model SELECT 'sec_a', owner, revision, cell, tokenizer,
          vocab_size, embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, val_perplexity,
          trained_tokens, options, created_at, weights, '{-}' FROM rnnlm.model WHERE name = 'sec_b'
          ON CONFLICT (name) DO UPDATE SET weights = EXCLUDED.weights$$),
-    ('upsert over sec_a2', $$INSERT INTO rnnlm.model SELECT 'sec_a2', owner, version, cell, tokenizer,
+    ('upsert over sec_a2', $$INSERT INTO rnnlm.model SELECT 'sec_a2', owner, revision, cell, tokenizer,
          vocab_size, embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, val_perplexity,
          trained_tokens, options, created_at, weights, '{-}' FROM rnnlm.model WHERE name = 'sec_b'
          ON CONFLICT (name) DO UPDATE SET grantees = EXCLUDED.grantees$$),
@@ -300,7 +300,7 @@ SELECT label, sec_try(q) AS result FROM (VALUES
     ('replace can_use', $$CREATE OR REPLACE FUNCTION rnnlm.can_use(regrole, regrole[]) RETURNS boolean
          LANGUAGE sql AS 'SELECT true'$$),
     ('read the weights by training', $$SELECT rnnlm_train('sec_steal', 'SELECT encode(weights, ''hex'') FROM rnnlm.model WHERE name = ''sec_a2''', sec_opts())$$),
-    ('setval', $$SELECT setval('rnnlm.model_version_seq', 1)$$)
+    ('setval', $$SELECT setval('rnnlm.model_revision_seq', 1)$$)
   ) AS t(label, q);
 -- eve, with no grant, the same
 SET ROLE regress_rnnsec_eve;
@@ -337,17 +337,17 @@ SELECT name, owner, grantees FROM rnnlm.model ORDER BY name;
 SELECT rnnlm_perplexity('sec_a', 'red apples') = :ppl_a AS sec_a_unchanged;
 
 -- a row inserted by hand cannot pass for a model another role used in this
--- session: eve reuses the name and version of alice's dropped model, and
+-- session: eve reuses the name and revision of alice's dropped model, and
 -- must get her own model, not alice's from the cache
 SET ROLE regress_rnnsec_alice;
 SELECT rnnlm_train('sec_private', 'SELECT body FROM sec_secret', sec_opts())->>'model' AS model;
 SELECT rnnlm_perplexity('sec_private', 'the vault code is four two') AS ppl_private \gset
-SELECT version AS private_version FROM rnnlm.model WHERE name = 'sec_private' \gset
+SELECT revision AS private_revision FROM rnnlm.model WHERE name = 'sec_private' \gset
 SELECT rnnlm_drop('sec_private');
 SET ROLE regress_rnnsec_eve;
 SELECT rnnlm_train('sec_decoy', 'SELECT body FROM sec_docs', sec_opts('{"seed": 5}'))->>'model' AS model;
 SELECT rnnlm_perplexity('sec_decoy', 'the vault code is four two') AS ppl_decoy \gset
-INSERT INTO rnnlm.model SELECT 'sec_private', owner, :private_version, cell, tokenizer, vocab_size,
+INSERT INTO rnnlm.model SELECT 'sec_private', owner, :private_revision, cell, tokenizer, vocab_size,
        embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, val_perplexity,
        trained_tokens, options, created_at, weights, '{}'
   FROM rnnlm.model WHERE name = 'sec_decoy';
@@ -431,15 +431,15 @@ CREATE FUNCTION evil.array_remove(regrole[], regrole) RETURNS regrole[] LANGUAGE
 CREATE FUNCTION evil.octet_length(text) RETURNS integer LANGUAGE sql AS $$ SELECT CASE WHEN evil.trap('octet_length(text)') THEN 1 END $$;
 CREATE FUNCTION evil.octet_length(bytea) RETURNS integer LANGUAGE sql AS $$ SELECT CASE WHEN evil.trap('octet_length(bytea)') THEN 1 END $$;
 CREATE FUNCTION evil.unnest(regrole[]) RETURNS SETOF regrole LANGUAGE sql AS $$ SELECT CASE WHEN evil.trap('unnest') THEN $1[1] END $$;
-CREATE SEQUENCE evil.model_version_seq;
+CREATE SEQUENCE evil.model_revision_seq;
 -- a table like rnnlm.model, holding a damaged copy of sec_a and a model
 -- that exists nowhere else; any write to it raises
 CREATE TABLE evil.model (LIKE rnnlm.model INCLUDING DEFAULTS);
-INSERT INTO evil.model SELECT name, owner, version, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+INSERT INTO evil.model SELECT name, owner, revision, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
        num_layers, parameters, train_loss, val_loss, val_perplexity, trained_tokens, options, created_at,
        '\x00', '{-}'
   FROM rnnlm.model WHERE name = 'sec_a';
-INSERT INTO evil.model SELECT 'sec_ghost', owner, version, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+INSERT INTO evil.model SELECT 'sec_ghost', owner, revision, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
        num_layers, parameters, train_loss, val_loss, val_perplexity, trained_tokens, options, created_at,
        weights, '{-}'
   FROM rnnlm.model WHERE name = 'sec_a';
@@ -554,7 +554,7 @@ SELECT name, owner, cell, grantees, md5(weights) = :'ev_md5' AS same_weights
 -- evil.model and the temporary table were never written to
 SELECT name, weights = '\x00' AS damaged FROM evil.model ORDER BY name;
 SELECT count(*) AS temp_rows FROM pg_temp.model;
-SELECT last_value, is_called FROM evil.model_version_seq;
+SELECT last_value, is_called FROM evil.model_revision_seq;
 DROP VIEW pg_temp.pg_roles;
 DROP TABLE pg_temp.model;
 DROP SCHEMA evil CASCADE;

@@ -20,7 +20,7 @@ $$;
 --
 -- the table behind the view
 --
--- pg_dump keeps the models and the version sequence
+-- pg_dump keeps the models and the revision sequence
 SELECT extconfig::regclass[] AS extconfig, extcondition
   FROM pg_extension WHERE extname = 'rnnlm';
 -- weights are stored out of line, uncompressed; rows are protected by RLS
@@ -34,13 +34,13 @@ SELECT rnnlm_train('sto_a', 'SELECT body FROM sto_docs', sto_opts())->>'model' A
 SELECT m.name, m.owner = current_user::regrole AS owner_is_current_user,
        v.owner = m.owner AS view_owner_same,
        v.size_bytes = octet_length(m.weights) AS size_is_octet_length,
-       m.version > 0 AS has_version,
+       m.revision > 0 AS has_revision,
        m.trained_tokens = m.trained_tokens AND m.parameters = v.parameters AS same_row
   FROM rnnlm.model m JOIN rnnlm.models v USING (name);
 -- the table's CHECK constraint backs the name rules of the functions
 -- (terse: the failing row would show the user name and the time)
 \set VERBOSITY terse
-INSERT INTO rnnlm.model SELECT '', owner, version, cell, tokenizer, vocab_size, embedding_dim,
+INSERT INTO rnnlm.model SELECT '', owner, revision, cell, tokenizer, vocab_size, embedding_dim,
        hidden_size, num_layers, parameters, train_loss, val_loss, val_perplexity, trained_tokens,
        options, created_at, weights FROM rnnlm.model WHERE name = 'sto_a';
 UPDATE rnnlm.model SET name = repeat('n', 64) WHERE name = 'sto_a';
@@ -198,14 +198,14 @@ SELECT rnnlm_generate('sto_bad', 'red', 5);
 SELECT 1 AS still_alive;
 
 -- damage that keeps the checksum valid: every header field and the
--- vocabulary are checked too.  (The version is bumped with each UPDATE, as
+-- vocabulary are checked too.  (The revision is bumped with each UPDATE, as
 -- rnnlm_train does, so that a model cached by this session is reloaded.)
 CREATE FUNCTION sto_try(blob bytea) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     st text;
     msg text;
 BEGIN
-    UPDATE rnnlm.model SET weights = blob, version = nextval('rnnlm.model_version_seq')
+    UPDATE rnnlm.model SET weights = blob, revision = nextval('rnnlm.model_revision_seq')
      WHERE name = 'sto_bad';
     PERFORM rnnlm_perplexity('sto_bad', 'red apples');
     PERFORM rnnlm_generate('sto_bad', 'red', 5, seed => 1);
@@ -277,13 +277,13 @@ SELECT 1 AS still_alive;
 -- replaced
 SELECT sto_try(weights) AS restored FROM sto_good;
 SELECT rnnlm_perplexity('sto_bad', 'red apples') > 1 AS works;
-UPDATE rnnlm.model SET weights = '', version = nextval('rnnlm.model_version_seq') WHERE name = 'sto_bad';
+UPDATE rnnlm.model SET weights = '', revision = nextval('rnnlm.model_revision_seq') WHERE name = 'sto_bad';
 SELECT rnnlm_train('sto_bad', 'SELECT body FROM sto_docs', sto_opts('{"replace": true}'))->>'model' AS replaced;
 SELECT rnnlm_perplexity('sto_bad', 'red apples') > 1 AS works;
-UPDATE rnnlm.model SET weights = '', version = nextval('rnnlm.model_version_seq') WHERE name = 'sto_bad';
+UPDATE rnnlm.model SET weights = '', revision = nextval('rnnlm.model_revision_seq') WHERE name = 'sto_bad';
 SELECT rnnlm_drop('sto_bad');
 
--- a direct UPDATE of the weights gives the row a new version (a trigger), so
+-- a direct UPDATE of the weights gives the row a new revision (a trigger), so
 -- a session that has the model cached reads the damage at its next statement,
 -- as a new session does
 SELECT rnnlm_perplexity('sto_a', 'red apples') AS sto_a_before \gset
@@ -299,12 +299,12 @@ SELECT rnnlm_drop('sto_a');
 --
 SELECT rnnlm_train('sto_c', 'SELECT body FROM sto_docs', sto_opts())->>'model' AS model;
 SELECT rnnlm_perplexity('sto_c', 'green pears are hard') AS ppl1 \gset
-SELECT version AS v1 FROM rnnlm.model WHERE name = 'sto_c' \gset
+SELECT revision AS v1 FROM rnnlm.model WHERE name = 'sto_c' \gset
 SELECT rnnlm_train('sto_c', 'SELECT body FROM sto_docs',
                    sto_opts('{"cell": "gru", "seed": 2, "replace": true}'))->>'cell' AS cell;
--- the next statement uses the new model, which has a new version
+-- the next statement uses the new model, which has a new revision
 SELECT rnnlm_perplexity('sto_c', 'green pears are hard') <> :ppl1 AS changed,
-       (SELECT version FROM rnnlm.model WHERE name = 'sto_c') > :v1 AS new_version,
+       (SELECT revision FROM rnnlm.model WHERE name = 'sto_c') > :v1 AS new_revision,
        (SELECT cell FROM rnnlm.models WHERE name = 'sto_c') AS cell;
 -- replacing back with the first settings gives the first model again
 SELECT rnnlm_train('sto_c', 'SELECT body FROM sto_docs', sto_opts('{"replace": true}'))->>'cell' AS cell;

@@ -3,16 +3,16 @@
  *		Models loaded once per backend.
  *
  * A loaded model is kept in its own memory context under a backend-lifetime
- * root, keyed by name, together with the row version it was loaded from.
+ * root, keyed by name, together with the row revision it was loaded from.
  * The first call of a function in each statement asks the table for the
- * current version (one index lookup under the statement's snapshot) and
+ * current revision (one index lookup under the statement's snapshot) and
  * reloads when it changed, so a replaced or dropped model is noticed by the
  * next statement in every session; later calls in the same statement reuse
  * what the first found (kept in fn_extra, one entry per model name, so a
  * function of several models looks each up once per statement too).  Any
- * UPDATE of a model row bumps its version (a trigger), so weights changed
+ * UPDATE of a model row bumps its revision (a trigger), so weights changed
  * by hand are noticed too.  A model superseded by a newer
- * version is not freed at once, since another call site of the running
+ * revision is not freed at once, since another call site of the running
  * statement may still use it: its context is moved under the transaction's
  * and goes away when the transaction ends.
  */
@@ -111,13 +111,13 @@ cache_retire(CacheEntry *e)
 	hash_search(model_cache, e->name, HASH_REMOVE, NULL);
 }
 
-/* Loads the named model's current version into a new context. */
+/* Loads the named model's current revision into a new context. */
 static void
 cache_load(const char *name, CacheEntry *e)
 {
 	MemoryContext cxt;
 	bytea	   *blob;
-	int64		version = 0;
+	int64		revision = 0;
 	rl_env		env;
 	rl_model   *model;
 	rl_state   *state;
@@ -125,7 +125,7 @@ cache_load(const char *name, CacheEntry *e)
 	/* built under the caller's context until complete, so an error frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm model",
 								ALLOCSET_DEFAULT_SIZES);
-	blob = rnnlm_catalog_weights(name, &version, CurrentMemoryContext);
+	blob = rnnlm_catalog_weights(name, &revision, CurrentMemoryContext);
 	if (blob == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -153,7 +153,7 @@ cache_load(const char *name, CacheEntry *e)
 	e->loaded.model = model;
 	e->loaded.state = state;
 	e->loaded.cxt = cxt;
-	e->loaded.version = version;
+	e->loaded.revision = revision;
 }
 
 /*
@@ -167,7 +167,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	CallCache  *cc = NULL;
 	CacheEntry *e;
 	bool		found;
-	int64		version;
+	int64		revision;
 	int			i;
 
 	if (set == NULL)
@@ -195,7 +195,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	rnnlm_prepare_compute();
 	cache_init();
 	SPI_connect();
-	version = rnnlm_catalog_version(name, &found);
+	revision = rnnlm_catalog_revision(name, &found);
 	e = hash_search(model_cache, name, HASH_FIND, NULL);
 	if (!found)
 	{
@@ -206,7 +206,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("rnnlm model \"%s\" does not exist", name),
 				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
 	}
-	if (e == NULL || e->loaded.version != version)
+	if (e == NULL || e->loaded.revision != revision)
 	{
 		CacheEntry	fresh;
 

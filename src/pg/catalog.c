@@ -15,6 +15,37 @@
 #include "utils/lsyscache.h"
 #include "catalog/namespace.h"
 
+/*
+ * Whether rnnlm.model has the columns of 0.2 (parent, history): not before
+ * ALTER EXTENSION rnnlm UPDATE, when this library already serves a 0.1
+ * schema.
+ */
+static bool
+catalog_has_history(void)
+{
+	Oid			rel = get_relname_relid("model", get_namespace_oid("rnnlm", false));
+
+	return OidIsValid(rel) && get_attnum(rel, "history") != InvalidAttrNumber;
+}
+
+/*
+ * The column of a model row's revision (the stamp of its last change) and
+ * the sequence it comes from: "version" and model_version_seq in the 0.1
+ * schema, which this library serves until ALTER EXTENSION rnnlm UPDATE.
+ */
+static const char *
+revision_column(void)
+{
+	return catalog_has_history() ? "revision" : "version";
+}
+
+/* The sequence of the revisions, as revision_column. */
+static const char *
+revision_sequence(void)
+{
+	return catalog_has_history() ? "rnnlm.model_revision_seq" : "rnnlm.model_version_seq";
+}
+
 /* Runs a statement with one text parameter, the model name. */
 static int
 exec_with_name(const char *sql, const char *name, bool read_only, long limit)
@@ -35,7 +66,7 @@ rnnlm_catalog_exists(const char *name)
 {
 	bool		found;
 
-	rnnlm_catalog_version(name, &found);
+	rnnlm_catalog_revision(name, &found);
 	return found;
 }
 
@@ -61,15 +92,15 @@ rnnlm_catalog_check_owner(const char *name)
 				 errhint("A model can be replaced or dropped only by a member of the role that owns it.")));
 }
 
-/* The model's version (changed by every replacement); *found = false if none. */
+/* The model row's revision (changed by every change); *found = false if none. */
 int64
-rnnlm_catalog_version(const char *name, bool *found)
+rnnlm_catalog_revision(const char *name, bool *found)
 {
 	bool		isnull;
 	Datum		d;
 
-	exec_with_name("SELECT version FROM rnnlm.model "
-				   "WHERE name OPERATOR(pg_catalog.=) $1",
+	exec_with_name(psprintf("SELECT %s FROM rnnlm.model "
+							"WHERE name OPERATOR(pg_catalog.=) $1", revision_column()),
 				   name, true, 1);
 	*found = SPI_processed > 0;
 	if (!*found)
@@ -78,22 +109,22 @@ rnnlm_catalog_version(const char *name, bool *found)
 	return DatumGetInt64(d);
 }
 
-/* The model's weights, copied into cxt; NULL if there is no such model. */
+/* The model's weights and their row's revision, copied into cxt; NULL if there is no such model. */
 bytea *
-rnnlm_catalog_weights(const char *name, int64 *version, MemoryContext cxt)
+rnnlm_catalog_weights(const char *name, int64 *revision, MemoryContext cxt)
 {
 	bool		isnull;
 	Datum		d;
 	MemoryContext old;
 	bytea	   *result;
 
-	exec_with_name("SELECT version, weights FROM rnnlm.model "
-				   "WHERE name OPERATOR(pg_catalog.=) $1",
+	exec_with_name(psprintf("SELECT %s, weights FROM rnnlm.model "
+							"WHERE name OPERATOR(pg_catalog.=) $1", revision_column()),
 				   name, true, 1);
 	if (SPI_processed == 0)
 		return NULL;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	*version = DatumGetInt64(d);
+	*revision = DatumGetInt64(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (isnull)
 		return NULL;
@@ -116,19 +147,6 @@ float_or_null(double v, char *nulls, int i)
 }
 
 /*
- * Whether rnnlm.model has the columns of 0.2 (parent, history): not before
- * ALTER EXTENSION rnnlm UPDATE, when this library already serves a 0.1
- * schema.
- */
-static bool
-catalog_has_history(void)
-{
-	Oid			rel = get_relname_relid("model", get_namespace_oid("rnnlm", false));
-
-	return OidIsValid(rel) && get_attnum(rel, "history") != InvalidAttrNumber;
-}
-
-/*
  * Inserts the model, or replaces the existing row when row->replace (keeping
  * its owner and grants).  Returns false if a model of that name exists and
  * replace is off.  row->opts and row->result are NULL for an imported model.
@@ -137,18 +155,18 @@ bool
 rnnlm_catalog_store(const RnnlmModelRow *row)
 {
 	static const char *sql =
-		"INSERT INTO rnnlm.model AS m (name, owner, version, cell, tokenizer, vocab_size, "
+		"INSERT INTO rnnlm.model AS m (name, owner, %s, cell, tokenizer, vocab_size, "
 		"  embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, "
 		"  val_perplexity, trained_tokens, options, created_at, weights%s) "
 		"VALUES ($1, (SELECT oid FROM pg_catalog.pg_roles "
 		"             WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)::pg_catalog.regrole, "
-		"  pg_catalog.nextval('rnnlm.model_version_seq'::pg_catalog.regclass), "
+		"  pg_catalog.nextval('%s'::pg_catalog.regclass), "
 		"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
 		"  pg_catalog.now(), $14%s) "
 		"ON CONFLICT (name) DO %s "
-		"RETURNING version";
+		"RETURNING %s";
 	static const char *update =
-		"UPDATE SET version = EXCLUDED.version, "
+		"UPDATE SET %s = EXCLUDED.%s, "
 		"cell = EXCLUDED.cell, tokenizer = EXCLUDED.tokenizer, "
 		"vocab_size = EXCLUDED.vocab_size, embedding_dim = EXCLUDED.embedding_dim, "
 		"hidden_size = EXCLUDED.hidden_size, num_layers = EXCLUDED.num_layers, "
@@ -194,9 +212,12 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	if (row->parent == NULL)
 		nulls[15] = 'n';
 
-	stmt = psprintf(sql, v02 ? ", history, parent" : "", v02 ? ", $15, $16" : "",
-					row->replace ? psprintf(update, v02 ? ", history = EXCLUDED.history, "
-											"parent = EXCLUDED.parent" : "") : "NOTHING");
+	stmt = psprintf(sql, revision_column(), v02 ? ", history, parent" : "", revision_sequence(),
+					v02 ? ", $15, $16" : "",
+					row->replace ? psprintf(update, revision_column(), revision_column(),
+											v02 ? ", history = EXCLUDED.history, "
+											"parent = EXCLUDED.parent" : "") : "NOTHING",
+					revision_column());
 	ret = SPI_execute_with_args(stmt, v02 ? 16 : 14, argtypes, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));

@@ -122,8 +122,8 @@ typedef struct RnnlmModelRow
 
 extern bool rnnlm_catalog_exists(const char *name);
 extern void rnnlm_catalog_check_owner(const char *name);
-extern int64 rnnlm_catalog_version(const char *name, bool *found);
-extern bytea *rnnlm_catalog_weights(const char *name, int64 *version, MemoryContext cxt);
+extern int64 rnnlm_catalog_revision(const char *name, bool *found);
+extern bytea *rnnlm_catalog_weights(const char *name, int64 *revision, MemoryContext cxt);
 extern bool rnnlm_catalog_store(const RnnlmModelRow *row);
 extern bool rnnlm_catalog_delete(const char *name);
 
@@ -185,7 +185,7 @@ typedef struct RnnlmLoaded
 	rl_state   *state;
 	MemoryContext cxt;			/* where model and state live */
 	void	   *sample_work;
-	int64		version;
+	int64		revision;		/* of the model row it was loaded from */
 } RnnlmLoaded;
 
 extern RnnlmLoaded *rnnlm_get_model(FunctionCallInfo fcinfo, const char *name);

@@ -22,11 +22,11 @@ rnnlm_export(PG_FUNCTION_ARGS)
 {
 	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	MemoryContext caller = CurrentMemoryContext;
-	int64		version;
+	int64		revision;
 	bytea	   *blob;
 
 	SPI_connect();
-	blob = rnnlm_catalog_weights(name, &version, caller);
+	blob = rnnlm_catalog_weights(name, &revision, caller);
 	SPI_finish();
 	if (blob == NULL)
 		ereport(ERROR,

@@ -99,7 +99,7 @@ my %ppl = (a => perplexities('a'), b => perplexities('b'));
 my %gen = (a => greedy('a', 'the printer'), b => greedy('b', 'the p'));
 my %md5 = map {
 	$_ => $node->safe_psql('postgres',
-		"SELECT md5(weights) || ' ' || version FROM rnnlm.model WHERE name = '$_'")
+		"SELECT md5(weights) || ' ' || revision FROM rnnlm.model WHERE name = '$_'")
 } qw(a b);
 cmp_ok(length($gen{a}), '>', 0, 'a generates text');
 cmp_ok(length($gen{b}), '>', 0, 'b generates text');
@@ -170,8 +170,8 @@ is($node->safe_psql('postgres', 'SELECT string_agg(name, \',\' ORDER BY name) FR
 for my $m (qw(a b))
 {
 	is($node->safe_psql('postgres',
-		"SELECT md5(weights) || ' ' || version FROM rnnlm.model WHERE name = '$m'"),
-		$md5{$m}, "$m: weights and version unchanged");
+		"SELECT md5(weights) || ' ' || revision FROM rnnlm.model WHERE name = '$m'"),
+		$md5{$m}, "$m: weights and revision unchanged");
 	numbers_close(perplexities($m), $ppl{$m}, 1e-9, "$m: same perplexities after the crash");
 	is(greedy($m, $m eq 'a' ? 'the printer' : 'the p'), $gen{$m}, "$m: same greedy text after the crash");
 }
@@ -182,10 +182,10 @@ is($node->safe_psql('postgres', 'VACUUM rnnlm.model; SELECT count(*) FROM rnnlm.
 is(train_tiny('c'), 'c', 'rnnlm_train works after the crash (model c)');
 is(train_tiny('u', '"cell": "rnn"'), 'u', 'and model u can be trained now');
 cmp_ok(
-	$node->safe_psql('postgres', q{SELECT version FROM rnnlm.model WHERE name = 'u'}),
+	$node->safe_psql('postgres', q{SELECT revision FROM rnnlm.model WHERE name = 'u'}),
 	'>',
-	$node->safe_psql('postgres', q{SELECT max(version) FROM rnnlm.model WHERE name IN ('a', 'b')}),
-	'new models get new versions after recovery');
+	$node->safe_psql('postgres', q{SELECT max(revision) FROM rnnlm.model WHERE name IN ('a', 'b')}),
+	'new models get new revisions after recovery');
 my $cppl = perplexities('c');
 cmp_ok($cppl->[0], '>', 0, 'the new model c scores text');
 

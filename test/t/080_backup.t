@@ -1,4 +1,4 @@
-# pg_dump and pg_restore keep the models: rnnlm.model and its version
+# pg_dump and pg_restore keep the models: rnnlm.model and its revision
 # sequence are extension configuration tables (pg_extension_config_dump), so
 # their contents are dumped with the database.  Models trained by different
 # roles, granted to a role and to PUBLIC, and one imported with
@@ -97,7 +97,7 @@ SELECT name, owner, granted_to, cell, tokenizer, vocab_size, embedding_dim, hidd
 SELECT name, owner::text, grantees::text, md5(weights), octet_length(weights)
   FROM rnnlm.model ORDER BY name});
 	$s{sequence} = $node->safe_psql($db,
-		'SELECT last_value, is_called FROM rnnlm.model_version_seq');
+		'SELECT last_value, is_called FROM rnnlm.model_revision_seq');
 	for my $role (@roles)
 	{
 		$s{"visible $role"} = as_role($db, $role,
@@ -151,8 +151,8 @@ sub compare_with_src
 	is($after->{models}, $before->{models},
 		"$db: rnnlm.models has every model with the same owner, grants and metadata");
 	is($after->{rows}, $before->{rows},
-		"$db: rnnlm.model rows have the same owners, grantees and weights (md5); versions are renumbered on load");
-	is($after->{sequence}, $before->{sequence}, "$db: the version sequence is restored");
+		"$db: rnnlm.model rows have the same owners, grantees and weights (md5); revisions are renumbered on load");
+	is($after->{sequence}, $before->{sequence}, "$db: the revision sequence is restored");
 	for my $key (sort grep { !/^(extension|models|rows|sequence)$/ } keys %$before)
 	{
 		is($after->{$key}, $before->{$key}, "$db: same $key");
@@ -180,8 +180,8 @@ SELECT granted_to FROM rnnlm.models WHERE name = 'al_pub'}), "al_pub\n{PUBLIC}",
 SELECT rnnlm_train('bob_new', 'SELECT body FROM corpus', '{$tiny}')->>'model';
 SELECT count(*) FROM rnnlm.model m
  WHERE name <> 'bob_new'
-   AND version >= (SELECT version FROM rnnlm.model WHERE name = 'bob_new')}),
-		"bob_new\n0", "$db: a new model gets a version above every restored one");
+   AND revision >= (SELECT revision FROM rnnlm.model WHERE name = 'bob_new')}),
+		"bob_new\n0", "$db: a new model gets a revision above every restored one");
 }
 
 # Custom format, restored with pg_restore.
@@ -190,7 +190,7 @@ $node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('src') ]
 	'pg_dump -Fc src');
 my ($list) = run_command([ 'pg_restore', '-l', $dump ]);
 like($list, qr/TABLE DATA rnnlm model /, 'the dump has the data of rnnlm.model');
-like($list, qr/SEQUENCE SET rnnlm model_version_seq /, 'and the state of its version sequence');
+like($list, qr/SEQUENCE SET rnnlm model_revision_seq /, 'and the state of its revision sequence');
 $node->safe_psql('postgres', 'CREATE DATABASE dst');
 my ($rout, $rerr) = run_command(
 	[ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst'), $dump ]);

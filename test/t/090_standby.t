@@ -69,7 +69,7 @@ my %same = (
 SELECT name, owner, granted_to, cell, tokenizer, vocab_size, parameters, size_bytes,
        train_loss, val_loss, created_at, options
   FROM rnnlm.models ORDER BY name},
-	'weights' => q{SELECT name, version, md5(weights) FROM rnnlm.model ORDER BY name},
+	'weights' => q{SELECT name, revision, md5(weights) FROM rnnlm.model ORDER BY name},
 	'perplexity' => q{
 SELECT m.name, t.i, rnnlm_perplexity(m.name, t.x)
   FROM rnnlm.models m,

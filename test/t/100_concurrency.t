@@ -323,7 +323,7 @@ for my $end ('COMMIT', 'ROLLBACK')
 # With replace, racing: both succeed, one after the other; one valid row left.
 {
 	$node->safe_psql('postgres', train_sql('rep', $fast_query, seed => 10));
-	my $v0 = sq($mon, "SELECT version FROM rnnlm.model WHERE name = 'rep'");
+	my $v0 = sq($mon, "SELECT revision FROM rnnlm.model WHERE name = 'rep'");
 	gate_close();
 	send_sql($sa, train_sql('rep', $gated_query, %race, seed => 11, replace => 'true'));
 	send_sql($sb, train_sql('rep', $gated_query, %race, seed => 12, replace => 'true'));
@@ -337,7 +337,7 @@ for my $end ('COMMIT', 'ROLLBACK')
 	is(rows_named('rep'), '1', 'exactly one row "rep" is left');
 	my $seed = stored_seed('rep');
 	like($seed, qr/^1[12]$/, "the row is one of the two new models (seed $seed)");
-	ok(sq($mon, "SELECT version > $v0 FROM rnnlm.model WHERE name = 'rep'") eq 't', 'with a new version');
+	ok(sq($mon, "SELECT revision > $v0 FROM rnnlm.model WHERE name = 'rep'") eq 't', 'with a new revision');
 	is(score('rep'), reference_score(%race, seed => $seed), 'it scores exactly like that model trained alone');
 }
 
@@ -346,7 +346,7 @@ for my $end ('COMMIT', 'ROLLBACK')
 {
 	sq($sa, 'BEGIN');
 	sq($sa, train_sql('rep', $fast_query, seed => 13, replace => 'true'));
-	my $va = sq($sa, "SELECT version FROM rnnlm.model WHERE name = 'rep'");
+	my $va = sq($sa, "SELECT revision FROM rnnlm.model WHERE name = 'rep'");
 	send_sql($sb, train_sql('rep', $fast_query, seed => 14, replace => 'true'));
 	ok(waits_for_lock($sb), 'a replacing training waits for the row another one replaced and has not committed');
 	sq($sa, 'COMMIT');
@@ -354,8 +354,8 @@ for my $end ('COMMIT', 'ROLLBACK')
 	is($err, '', 'and succeeds after the COMMIT');
 	is(rows_named('rep'), '1', 'one row "rep"');
 	is(stored_seed('rep'), '14', 'holding the model stored last');
-	ok(sq($mon, "SELECT version > $va FROM rnnlm.model WHERE name = 'rep'") eq 't',
-		'under a version newer than the first replacement');
+	ok(sq($mon, "SELECT revision > $va FROM rnnlm.model WHERE name = 'rep'") eq 't',
+		'under a revision newer than the first replacement');
 	is(score('rep'), reference_score(seed => 14), 'which scores correctly');
 }
 
@@ -410,14 +410,14 @@ for my $end ('COMMIT', 'ROLLBACK')
 {
 	$node->safe_psql('postgres', q{
 CREATE TABLE seen (r int, ppl float8);
-CREATE TABLE expected (version bigint, r int, ppl float8);
+CREATE TABLE expected (revision bigint, r int, ppl float8);
 });
 	my @cells = ('lstm', 'gru', 'rnn');
 	my %m_opts = (epochs => 6, hidden_size => 64, embedding_dim => 16);
-	# records each text's perplexity under the version of 'm' just stored
+	# records each text's perplexity under the revision of 'm' just stored
 	# (this session is the only one that changes 'm')
 	my $record = q{INSERT INTO expected
-  SELECT m.version, t.id, rnnlm_perplexity('m', t.body)
+  SELECT m.revision, t.id, rnnlm_perplexity('m', t.body)
     FROM texts t, rnnlm.model m WHERE m.name = 'm'};
 	my $r = session('replacer');
 	sq($r, train_sql('m', $fast_query, %m_opts, seed => 100, cell => 'lstm'));
@@ -468,14 +468,14 @@ SQL
 	cmp_ok(sq($mon, 'SELECT count(*) FROM seen'), '>=', $tx // 1e9, 'every pgbench transaction recorded a score');
 	is(sq($mon, q{SELECT count(*) FROM seen s
 		 WHERE NOT EXISTS (SELECT 1 FROM expected e WHERE e.r = s.r AND e.ppl = s.ppl)}), '0',
-		'every score pgbench saw is what some stored version of "m" gives');
-	my $versions_seen = sq($mon, q{SELECT count(DISTINCT e.version) FROM seen s JOIN expected e USING (r, ppl)});
+		'every score pgbench saw is what some stored revision of "m" gives');
+	my $versions_seen = sq($mon, q{SELECT count(DISTINCT e.revision) FROM seen s JOIN expected e USING (r, ppl)});
 	cmp_ok($versions_seen, '>=', 3, "the clients moved on to new versions ($versions_seen versions seen)");
 
 	my $final = sq($mon, q{SELECT ppl FROM expected
-		 WHERE r = 1 AND version = (SELECT max(version) FROM expected)});
-	is(sq($mon, q{SELECT max(version) FROM expected}), sq($mon, q{SELECT version FROM rnnlm.model WHERE name = 'm'}),
-		'the last recorded version is the stored one');
+		 WHERE r = 1 AND revision = (SELECT max(revision) FROM expected)});
+	is(sq($mon, q{SELECT max(revision) FROM expected}), sq($mon, q{SELECT revision FROM rnnlm.model WHERE name = 'm'}),
+		'the last recorded revision is the stored one');
 	is(sq($s, "SELECT rnnlm_perplexity('m', '$probe')"), $final,
 		'after the last replacement, a new statement in a session that scored the first model gets the final score');
 	is(score('m'), $final, 'as does a brand new session');

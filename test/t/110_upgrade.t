@@ -129,10 +129,10 @@ SELECT m.name, sum(l.logprob), count(*)
 }
 
 my $rows_sql = q{
-SELECT name, owner, version, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
-       num_layers, parameters, train_loss, val_loss, val_perplexity, trained_tokens,
-       options, created_at, grantees, md5(weights), octet_length(weights)
-  FROM rnnlm.model ORDER BY name COLLATE "C"};
+SELECT name, owner, coalesce(to_jsonb(m)->>'revision', to_jsonb(m)->>'version'), cell, tokenizer,
+       vocab_size, embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss,
+       val_perplexity, trained_tokens, options, created_at, grantees, md5(weights), octet_length(weights)
+  FROM rnnlm.model m ORDER BY name COLLATE "C"};
 my $models_sql = q{
 SELECT name, owner, cell, tokenizer, vocab_size, val_loss, granted_to%s
   FROM rnnlm.models ORDER BY name COLLATE "C"};
@@ -183,7 +183,7 @@ for my $role (qw(alice bob))
 	}
 }
 is(sql('old', 'super', $rows_sql), $before{rows},
-	'old: rnnlm.model rows (versions, metadata, grantees, md5 of the weights) are unchanged');
+	'old: rnnlm.model rows (revisions, metadata, grantees, md5 of the weights) are unchanged');
 is(sql('old', 'super', sprintf($models_sql, ', parent')),
 	join("\n", map { "$_|" } split /\n/, $before{models}),
 	'old: rnnlm.models has the same rows, with parent NULL');
@@ -435,10 +435,13 @@ is(scalar(() = $f{functions} =~ /CREATE OR REPLACE FUNCTION /g), $nfunctions,
 like($f{columns}, qr/^rnnlm\.model\|history\|jsonb\|t\|'\[\]'::jsonb\|x\|/m,
 	'fresh: the columns include rnnlm.model.history');
 like($f{columns}, qr/^rnnlm\.model\|weights\|bytea\|t\|\|e\|/m, 'fresh: rnnlm.model.weights is STORAGE EXTERNAL');
+like($f{columns}, qr/^rnnlm\.model\|revision\|bigint\|t\|/m,
+	'fresh: the stamp of a model row\'s changes is rnnlm.model.revision');
+unlike($f{columns}, qr/^rnnlm\.model\|version\|/m, 'fresh: and rnnlm.model has no column version');
 like($f{columns}, qr/^rnnlm\.job\|checkpoint\|bytea\|f\|\|e\|/m, 'fresh: rnnlm.job.checkpoint is STORAGE EXTERNAL');
 is(scalar(() = $f{policies} =~ /^rnnlm\|/mg), 8, 'fresh: eight policies');
 is($f{'configuration tables'},
-	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_version_seq|",
+	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_revision_seq|",
 	'fresh: four configuration tables');
 like($f{views}, qr/^rnnlm\.jobs\|\{security_barrier=true,security_invoker=true\}\|/m,
 	'fresh: rnnlm.jobs is security_barrier and security_invoker');
