@@ -10,18 +10,68 @@ ALTER TABLE rnnlm.model RENAME COLUMN version TO revision;
 ALTER SEQUENCE rnnlm.model_version_seq RENAME TO model_revision_seq;
 DROP TRIGGER model_new_version ON rnnlm.model;
 DROP FUNCTION rnnlm.model_new_version();
+
+-- Every stored model is a numbered, immutable version.  The row of
+-- rnnlm.model holds the current one (version, the SHA-256 of its model file);
+-- replacing a model moves it to rnnlm.model_version, where up to
+-- keep_versions older versions (besides pinned ones) are kept.  A model from
+-- 0.1 becomes version 1.
+ALTER TABLE rnnlm.model ADD COLUMN version integer NOT NULL DEFAULT 1;
+ALTER TABLE rnnlm.model ADD COLUMN sha256 bytea;
+ALTER TABLE rnnlm.model ADD COLUMN keep_versions integer NOT NULL DEFAULT 1
+    CHECK (keep_versions OPERATOR(pg_catalog.>=) 0);
+UPDATE rnnlm.model SET sha256 = pg_catalog.sha256(weights);
+
 -- Every new or changed model row gets a new revision from the sequence (a
 -- revision written by hand is ignored), so every backend's cached copy is
--- reloaded by its next statement and can never be mistaken for another.
+-- reloaded by its next statement and can never be mistaken for another;
+-- and the SHA-256 of its weights, the content hash of the version it holds.
 CREATE FUNCTION rnnlm.model_new_revision() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
     NEW.revision := pg_catalog.nextval('rnnlm.model_revision_seq'::pg_catalog.regclass);
+    NEW.sha256 := pg_catalog.sha256(NEW.weights);
     RETURN NEW;
 END
 $$;
 CREATE TRIGGER model_new_revision BEFORE INSERT OR UPDATE ON rnnlm.model
     FOR EACH ROW EXECUTE FUNCTION rnnlm.model_new_revision();
+
+CREATE TABLE rnnlm.model_version (
+    name            text NOT NULL REFERENCES rnnlm.model (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    version         integer NOT NULL,
+    sha256          bytea NOT NULL,
+    parameters      bigint NOT NULL,
+    train_loss      double precision,
+    val_loss        double precision,
+    created_at      timestamptz NOT NULL,
+    pinned          boolean NOT NULL DEFAULT false,
+    weights         bytea NOT NULL,
+    PRIMARY KEY (name, version)
+);
+ALTER TABLE rnnlm.model_version ALTER COLUMN weights SET STORAGE EXTERNAL;
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.model_version', '');
+-- a version is visible, and changeable, as its model is
+ALTER TABLE rnnlm.model_version ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_version_use ON rnnlm.model_version FOR SELECT
+    USING (EXISTS (SELECT 1 FROM rnnlm.model m WHERE m.name OPERATOR(pg_catalog.=) model_version.name));
+CREATE POLICY model_version_change ON rnnlm.model_version FOR ALL
+    USING (EXISTS (SELECT 1 FROM rnnlm.model m WHERE m.name OPERATOR(pg_catalog.=) model_version.name
+                     AND rnnlm.is_owner(m.owner)))
+    WITH CHECK (EXISTS (SELECT 1 FROM rnnlm.model m WHERE m.name OPERATOR(pg_catalog.=) model_version.name
+                          AND rnnlm.is_owner(m.owner)));
+GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.model_version TO PUBLIC;
+
+CREATE VIEW rnnlm.model_versions WITH (security_barrier, security_invoker = true) AS
+SELECT name, version, pg_catalog.encode(sha256, 'hex') AS sha256, true AS current, false AS pinned,
+       parameters, pg_catalog.octet_length(weights)::bigint AS size_bytes, train_loss, val_loss, created_at
+  FROM rnnlm.model
+UNION ALL
+SELECT name, version, pg_catalog.encode(sha256, 'hex'), false, pinned,
+       parameters, pg_catalog.octet_length(weights)::bigint, train_loss, val_loss, created_at
+  FROM rnnlm.model_version;
+GRANT SELECT ON rnnlm.model_versions TO PUBLIC;
+COMMENT ON VIEW rnnlm.model_versions IS 'every stored version of the rnnlm models the current role can use';
 
 -- What a model was fine-tuned from (its name at the time), and one entry per
 -- epoch trained: {"epoch", "learning_rate", "train_loss", "val_loss", "seconds"}.
@@ -42,7 +92,7 @@ SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
        train_loss, val_loss, val_perplexity, trained_tokens, created_at, options,
        ARRAY(SELECT CASE WHEN g::oid OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g::text END
                FROM pg_catalog.unnest(grantees) AS g) AS granted_to,
-       parent
+       parent, version, pg_catalog.encode(sha256, 'hex') AS sha256, keep_versions
   FROM rnnlm.model;
 
 -- One row per training job (rnnlm_train_async).  state is what the job last
@@ -297,6 +347,28 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE COST 20000 ROWS 2
 SUPPORT rnnlm.planner_support;
 COMMENT ON FUNCTION rnnlm_classify_scores(text[], text) IS
     'each model''s loss (nats per character) on the input and the probability of its class';
+
+CREATE FUNCTION rnnlm_perplexity_at(model_ref text, input text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'rnnlm_perplexity_at'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_perplexity_at(text, text) IS
+    'rnnlm_perplexity of a pinned model version (name@N or name@sha256:prefix), which never changes';
+
+CREATE FUNCTION rnnlm_pin_version(model_name text, version integer, pinned boolean DEFAULT true)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_pin_version'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_pin_version(text, integer, boolean) IS
+    'keep an older version of a model whatever keep_versions says (or let it go again)';
+
+CREATE FUNCTION rnnlm_drop_version(model_name text, version integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_drop_version'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_drop_version(text, integer) IS
+    'delete an older version of a model';
 
 CREATE FUNCTION rnnlm_runtime()
 RETURNS jsonb

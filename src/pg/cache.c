@@ -25,16 +25,19 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+/* the cache key of a pinned version: name@<its sha256 in hex> */
+#define KEY_LEN (RNNLM_MAX_NAME + 1 + 64)
+
 typedef struct CacheEntry
 {
-	char		name[RNNLM_MAX_NAME + 1];	/* hash key */
+	char		name[KEY_LEN + 1];	/* hash key: a name, or name@sha256 */
 	MemoryContext cxt;
 	RnnlmLoaded loaded;
 } CacheEntry;
 
 typedef struct CallCache
 {
-	char		name[RNNLM_MAX_NAME + 1];
+	char		name[RNNLM_MAX_REF + 1];	/* the reference as given */
 	TimestampTz stmt_start;		/* statement the lookup was made in */
 	CommandId	cid;			/* and its command counter */
 	Oid			userid;			/* and the role it was made as */
@@ -95,7 +98,7 @@ cache_init(void)
 	cache_root = AllocSetContextCreate(TopMemoryContext, "rnnlm model cache",
 									   ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = RNNLM_MAX_NAME + 1;
+	ctl.keysize = KEY_LEN + 1;
 	ctl.entrysize = sizeof(CacheEntry);
 	ctl.hcxt = cache_root;
 	model_cache = hash_create("rnnlm models", 16, &ctl,
@@ -111,9 +114,12 @@ cache_retire(CacheEntry *e)
 	hash_search(model_cache, e->name, HASH_REMOVE, NULL);
 }
 
-/* Loads the named model's current revision into a new context. */
+/*
+ * Loads the named model's current revision, or its version (> 0), into a
+ * new context.
+ */
 static void
-cache_load(const char *name, CacheEntry *e)
+cache_load(const char *name, int32 version, CacheEntry *e)
 {
 	MemoryContext cxt;
 	bytea	   *blob;
@@ -125,7 +131,8 @@ cache_load(const char *name, CacheEntry *e)
 	/* built under the caller's context until complete, so an error frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm model",
 								ALLOCSET_DEFAULT_SIZES);
-	blob = rnnlm_catalog_weights(name, &revision, CurrentMemoryContext);
+	blob = version > 0 ? rnnlm_catalog_version_weights(name, version, CurrentMemoryContext)
+		: rnnlm_catalog_weights(name, &revision, CurrentMemoryContext);
 	if (blob == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -156,8 +163,78 @@ cache_load(const char *name, CacheEntry *e)
 	e->loaded.revision = revision;
 }
 
+/* The cache entry of the named model's current revision, (re)loaded if it changed. */
+static CacheEntry *
+get_current(const char *name)
+{
+	bool		found;
+	int64		revision;
+	CacheEntry *e;
+
+	if (strlen(name) > RNNLM_MAX_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name is too long"),
+				 errdetail("Model names are at most %d bytes.", RNNLM_MAX_NAME)));
+	revision = rnnlm_catalog_revision(name, &found);
+	e = hash_search(model_cache, name, HASH_FIND, NULL);
+	if (!found)
+	{
+		if (e)
+			cache_retire(e);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" does not exist", name),
+				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
+	}
+	if (e == NULL || e->loaded.revision != revision)
+	{
+		CacheEntry	fresh;
+
+		memset(&fresh, 0, sizeof(fresh));
+		cache_load(name, 0, &fresh);
+		if (e)
+			cache_retire(e);
+		e = hash_search(model_cache, name, HASH_ENTER, NULL);
+		e->cxt = fresh.cxt;
+		e->loaded = fresh.loaded;
+	}
+	return e;
+}
+
 /*
- * The model called name, loaded and current as of this statement.  Raises
+ * The cache entry of a pinned version.  The version is looked up every
+ * statement (the caller must still be able to use the model), but, being
+ * immutable, its weights are loaded once: the entry is keyed by the name
+ * and the version's SHA-256, so a model dropped and made again under the
+ * same name and number is another entry.
+ */
+static CacheEntry *
+get_pinned(const RnnlmRef *ref)
+{
+	char		key[KEY_LEN + 1];
+	char		sha[65];
+	int32		version = rnnlm_catalog_resolve_ref(ref, sha);
+	CacheEntry *e;
+
+	snprintf(key, sizeof(key), "%s@%s", ref->name, sha);
+	e = hash_search(model_cache, key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		CacheEntry	fresh;
+
+		memset(&fresh, 0, sizeof(fresh));
+		cache_load(ref->name, version, &fresh);
+		e = hash_search(model_cache, key, HASH_ENTER, NULL);
+		e->cxt = fresh.cxt;
+		e->loaded = fresh.loaded;
+	}
+	return e;
+}
+
+/*
+ * The model a reference names (a name: its current version as of this
+ * statement; name@N or name@sha256:<prefix>: that version), loaded.  Raises
  * an ERROR if it does not exist or its stored weights are invalid.
  */
 RnnlmLoaded *
@@ -166,8 +243,7 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	CallCacheSet *set = (CallCacheSet *) fcinfo->flinfo->fn_extra;
 	CallCache  *cc = NULL;
 	CacheEntry *e;
-	bool		found;
-	int64		revision;
+	RnnlmRef	ref;
 	int			i;
 
 	if (set == NULL)
@@ -195,29 +271,10 @@ rnnlm_get_model(FunctionCallInfo fcinfo, const char *name)
 	rnnlm_prepare_compute();
 	cache_init();
 	SPI_connect();
-	revision = rnnlm_catalog_revision(name, &found);
-	e = hash_search(model_cache, name, HASH_FIND, NULL);
-	if (!found)
-	{
-		if (e)
-			cache_retire(e);
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("rnnlm model \"%s\" does not exist", name),
-				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
-	}
-	if (e == NULL || e->loaded.revision != revision)
-	{
-		CacheEntry	fresh;
-
-		memset(&fresh, 0, sizeof(fresh));
-		cache_load(name, &fresh);
-		if (e)
-			cache_retire(e);
-		e = hash_search(model_cache, name, HASH_ENTER, NULL);
-		e->cxt = fresh.cxt;
-		e->loaded = fresh.loaded;
-	}
+	if (rnnlm_parse_ref(name, &ref))
+		e = get_pinned(&ref);
+	else
+		e = get_current(name);
 	SPI_finish();
 
 	if (cc == NULL)

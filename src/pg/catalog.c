@@ -6,10 +6,12 @@
  */
 #include "rnnlm_pg.h"
 
+#include <ctype.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -147,6 +149,35 @@ float_or_null(double v, char *nulls, int i)
 }
 
 /*
+ * Moves the model's current version, if any, into rnnlm.model_version
+ * (before it is replaced).  The row is locked first, so that a drop that
+ * commits meanwhile is waited for and then seen: nothing is archived, and
+ * the model is stored anew as version 1.
+ */
+static void
+archive_current(const char *name)
+{
+	exec_with_name("INSERT INTO rnnlm.model_version (name, version, sha256, parameters, train_loss, "
+				   "  val_loss, created_at, weights) "
+				   "SELECT name, version, sha256, parameters, train_loss, val_loss, created_at, weights "
+				   "  FROM (SELECT * FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE) m "
+				   "ON CONFLICT (name, version) DO NOTHING",
+				   name, false, 0);
+}
+
+/* Deletes the older versions beyond the model's keep_versions, pinned ones aside. */
+static void
+prune_versions(const char *name)
+{
+	exec_with_name("DELETE FROM rnnlm.model_version v USING rnnlm.model m "
+				   "WHERE v.name OPERATOR(pg_catalog.=) $1 AND m.name OPERATOR(pg_catalog.=) $1 "
+				   "  AND NOT v.pinned "
+				   "  AND v.version OPERATOR(pg_catalog.<) "
+				   "      (m.version OPERATOR(pg_catalog.-) m.keep_versions)",
+				   name, false, 0);
+}
+
+/*
  * Inserts the model, or replaces the existing row when row->replace (keeping
  * its owner and grants).  Returns false if a model of that name exists and
  * replace is off.  row->opts and row->result are NULL for an imported model.
@@ -174,20 +205,21 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"val_loss = EXCLUDED.val_loss, val_perplexity = EXCLUDED.val_perplexity, "
 		"trained_tokens = EXCLUDED.trained_tokens, options = EXCLUDED.options, "
 		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights%s";
-	Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
+	Oid			argtypes[17] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
 		INT4OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, JSONBOID, BYTEAOID,
-	JSONBOID, TEXTOID};
-	Datum		values[16];
-	char		nulls[17];
+	JSONBOID, TEXTOID, INT4OID};
+	Datum		values[17];
+	char		nulls[18];
 	const rl_config *c = &row->model->cfg;
 	const rl_train_result *r = row->result;
 	bool		v02 = catalog_has_history();
+	bool		stored;
 	bytea	   *weights;
 	int			ret;
 	char	   *stmt;
 
 	memset(nulls, ' ', sizeof(nulls));
-	nulls[16] = '\0';
+	nulls[17] = '\0';
 	weights = palloc_extended(VARHDRSZ + row->blob_len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(weights, VARHDRSZ + row->blob_len);
 	memcpy(VARDATA(weights), row->blob, row->blob_len);
@@ -211,18 +243,32 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	values[15] = row->parent ? CStringGetTextDatum(row->parent) : (Datum) 0;
 	if (row->parent == NULL)
 		nulls[15] = 'n';
+	values[16] = Int32GetDatum(row->opts ? row->opts->keep_versions : 0);
+	if (row->opts == NULL)
+		nulls[16] = 'n';		/* an import keeps the model's setting */
 
-	stmt = psprintf(sql, revision_column(), v02 ? ", history, parent" : "", revision_sequence(),
-					v02 ? ", $15, $16" : "",
+	if (v02 && row->replace)
+		archive_current(row->name);
+	stmt = psprintf(sql, revision_column(),
+					v02 ? ", history, parent, version, sha256, keep_versions" : "",
+					revision_sequence(),
+					v02 ? ", $15, $16, 1, pg_catalog.sha256($14), COALESCE($17, 1)" : "",
 					row->replace ? psprintf(update, revision_column(), revision_column(),
 											v02 ? ", history = EXCLUDED.history, "
-											"parent = EXCLUDED.parent" : "") : "NOTHING",
+											"parent = EXCLUDED.parent, "
+											"version = m.version OPERATOR(pg_catalog.+) 1, "
+											"sha256 = EXCLUDED.sha256, "
+											"keep_versions = COALESCE($17, m.keep_versions)"
+											: "") : "NOTHING",
 					revision_column());
-	ret = SPI_execute_with_args(stmt, v02 ? 16 : 14, argtypes, values, nulls, false, 0);
+	ret = SPI_execute_with_args(stmt, v02 ? 17 : 14, argtypes, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));
 	pfree(weights);
-	return SPI_processed > 0;
+	stored = SPI_processed > 0;
+	if (v02 && stored)
+		prune_versions(row->name);
+	return stored;
 }
 
 /* Deletes a model; false if there was none. */
@@ -254,4 +300,206 @@ rnnlm_drop(PG_FUNCTION_ARGS)
 				 errmsg("rnnlm model \"%s\" does not exist", name),
 				 errhint("Pass if_exists => true to ignore a missing model.")));
 	PG_RETURN_BOOL(deleted);
+}
+
+/* ---------------- model versions ---------------- */
+
+/*
+ * Whether s is a reference to a pinned version, name@N or
+ * name@sha256:<1 to 64 hex digits>, parsed into ref; false for a plain name
+ * (which may contain '@' itself).
+ */
+bool
+rnnlm_parse_ref(const char *s, RnnlmRef *ref)
+{
+	const char *at = strrchr(s, '@');
+	const char *suffix;
+	size_t		nlen,
+				i;
+
+	if (at == NULL || at == s)
+		return false;
+	nlen = (size_t) (at - s);
+	suffix = at + 1;
+	memset(ref, 0, sizeof(*ref));
+	if (strncmp(suffix, "sha256:", 7) == 0)
+	{
+		const char *hex = suffix + 7;
+		size_t		hlen = strlen(hex);
+
+		if (hlen < 1 || hlen > 64)
+			return false;
+		for (i = 0; i < hlen; i++)
+		{
+			if (!isxdigit((unsigned char) hex[i]))
+				return false;
+			ref->sha_prefix[i] = (char) tolower((unsigned char) hex[i]);
+		}
+	}
+	else
+	{
+		long		v = 0;
+
+		if (suffix[0] == '\0' || strlen(suffix) > 9)
+			return false;
+		for (i = 0; suffix[i]; i++)
+		{
+			if (!isdigit((unsigned char) suffix[i]))
+				return false;
+			v = v * 10 + (suffix[i] - '0');
+		}
+		if (v < 1)
+			return false;
+		ref->version = (int32) v;
+	}
+	if (nlen > RNNLM_MAX_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name is too long"),
+				 errdetail("Model names are at most %d bytes.", RNNLM_MAX_NAME)));
+	memcpy(ref->name, s, nlen);
+	ref->name[nlen] = '\0';
+	return true;
+}
+
+/*
+ * The version number a reference names, with its SHA-256 (hex, into
+ * sha_hex[65]); an ERROR naming the version if it is not stored (or not
+ * visible to the caller), or if a prefix matches several.
+ */
+int32
+rnnlm_catalog_resolve_ref(const RnnlmRef *ref, char *sha_hex)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3];
+	char		nulls[4] = "   ";
+	bool		isnull;
+	int			ret;
+	bool		exists;
+	char	   *shown = ref->version > 0 ? psprintf("%d", ref->version)
+		: psprintf("sha256:%s", ref->sha_prefix);
+
+	if (!catalog_has_history())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model versions need rnnlm 0.2"),
+				 errhint("Run ALTER EXTENSION rnnlm UPDATE.")));
+	values[0] = CStringGetTextDatum(ref->name);
+	values[1] = Int32GetDatum(ref->version);
+	values[2] = CStringGetTextDatum(ref->sha_prefix);
+	ret = SPI_execute_with_args("SELECT version, sha256 FROM rnnlm.model_versions "
+								"WHERE name OPERATOR(pg_catalog.=) $1 AND "
+								"  ($2 OPERATOR(pg_catalog.>) 0 AND version OPERATOR(pg_catalog.=) $2 OR "
+								"   $2 OPERATOR(pg_catalog.=) 0 AND "
+								"   pg_catalog.left(sha256, pg_catalog.length($3)) OPERATOR(pg_catalog.=) $3)",
+								3, argtypes, values, nulls, true, 2);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+				 errmsg("rnnlm model reference \"%s@%s\" matches several versions", ref->name, shown),
+				 errhint("Give more of the SHA-256, or the version number.")));
+	if (SPI_processed == 0)
+	{
+		rnnlm_catalog_revision(ref->name, &exists);
+		if (!exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("rnnlm model \"%s\" does not exist", ref->name),
+					 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" has no version %s", ref->name, shown),
+				 errhint("SELECT version, sha256 FROM rnnlm.model_versions WHERE name = '%s' lists its versions.",
+						 ref->name)));
+	}
+	strlcpy(sha_hex, TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+														 2, &isnull)), 65);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The weights of one version of a model, copied into cxt; NULL if it is not stored. */
+bytea *
+rnnlm_catalog_version_weights(const char *name, int32 version, MemoryContext cxt)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
+	bool		isnull;
+	Datum		d;
+	MemoryContext old;
+	bytea	   *result;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT weights FROM rnnlm.model "
+								"  WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
+								"UNION ALL "
+								"SELECT weights FROM rnnlm.model_version "
+								"  WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+								2, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	old = MemoryContextSwitchTo(cxt);
+	result = DatumGetByteaPCopy(d);
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* Runs a statement on one older version (name, version) of a model the caller owns. */
+static uint64
+exec_on_version(const char *sql, const char *name, int32 version, bool pinned)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, BOOLOID};
+	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), BoolGetDatum(pinned)};
+	int			ret;
+
+	rnnlm_catalog_check_owner(name);
+	if (!rnnlm_catalog_exists(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" does not exist", name)));
+	ret = SPI_execute_with_args(sql, 3, argtypes, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+PG_FUNCTION_INFO_V1(rnnlm_pin_version);
+
+/* rnnlm_pin_version(model_name, version, pinned): keeps an older version whatever keep_versions says. */
+Datum
+rnnlm_pin_version(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	uint64		n;
+
+	PreventCommandIfReadOnly("rnnlm_pin_version()");
+	SPI_connect();
+	n = exec_on_version("UPDATE rnnlm.model_version SET pinned = $3 "
+						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+						name, PG_GETARG_INT32(1), PG_GETARG_BOOL(2));
+	SPI_finish();
+	PG_RETURN_BOOL(n > 0);
+}
+
+PG_FUNCTION_INFO_V1(rnnlm_drop_version);
+
+/* rnnlm_drop_version(model_name, version): deletes an older version (the current one stays). */
+Datum
+rnnlm_drop_version(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	uint64		n;
+
+	PreventCommandIfReadOnly("rnnlm_drop_version()");
+	SPI_connect();
+	n = exec_on_version("DELETE FROM rnnlm.model_version "
+						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
+						"  AND $3 IS NOT NULL",
+						name, PG_GETARG_INT32(1), true);
+	SPI_finish();
+	PG_RETURN_BOOL(n > 0);
 }

@@ -59,7 +59,7 @@ model_names(ArrayType *arr, int *n)
 				 errmsg("models must name at least one model")));
 	names = palloc(sizeof(char *) * *n);
 	for (i = 0; i < *n; i++)
-		names[i] = rnnlm_check_name(elems[i], nulls[i]);
+		names[i] = rnnlm_check_ref(elems[i], nulls[i]);
 	return names;
 }
 

@@ -57,7 +57,7 @@ embed_text(RnnlmLoaded *lm, rl_env *env, const char *u, size_t len, rl_pooling p
 Datum
 rnnlm_embed(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
 	rl_pooling	pooling = pooling_arg(PG_GETARG_TEXT_PP(2));
 	RnnlmLoaded *lm = rnnlm_get_model(fcinfo, name);
 	rl_env		env;
@@ -74,7 +74,7 @@ Datum
 rnnlm_embed_array(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
 	rl_pooling	pooling = pooling_arg(PG_GETARG_TEXT_PP(2));
 	RnnlmLoaded *lm;

@@ -43,7 +43,7 @@ condition_on(RnnlmLoaded *lm, rl_env *env, const char *u, size_t len)
 Datum
 rnnlm_generate(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	int32		max_tokens = PG_ARGISNULL(2) ? 100 : PG_GETARG_INT32(2);
 	rl_sample_opts so;
 	RnnlmLoaded *lm;
@@ -129,7 +129,7 @@ Datum
 rnnlm_next_tokens(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
 	int32		k = PG_GETARG_INT32(2);
 	RnnlmLoaded *lm;
 	const rl_model *m;

@@ -154,27 +154,47 @@ rnnlm_resolve_precision(rl_precision want, const char *what)
 	return got;
 }
 
-/* Validates a model name argument and returns it as a C string. */
-char *
-rnnlm_check_name(Datum d, bool isnull)
+/* A non-NULL, non-empty text argument of at most max bytes, as a C string. */
+static char *
+check_model_arg(Datum d, bool isnull, size_t max, const char *what, const char *detail)
 {
-	char	   *name;
+	char	   *s;
 
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model name must not be NULL")));
-	name = text_to_cstring(DatumGetTextPP(d));
-	if (name[0] == '\0')
+	s = text_to_cstring(DatumGetTextPP(d));
+	if (s[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must not be empty")));
-	if (strlen(name) > RNNLM_MAX_NAME)
+	if (strlen(s) > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("model name is too long"),
-				 errdetail("Model names are at most %d bytes.", RNNLM_MAX_NAME)));
-	return name;
+				 errmsg("%s is too long", what),
+				 errdetail("%s", detail)));
+	return s;
+}
+
+/* Validates a model name argument and returns it as a C string. */
+char *
+rnnlm_check_name(Datum d, bool isnull)
+{
+	return check_model_arg(d, isnull, RNNLM_MAX_NAME, "model name",
+						   psprintf("Model names are at most %d bytes.", RNNLM_MAX_NAME));
+}
+
+/*
+ * Validates a model reference argument (a name, name@N or
+ * name@sha256:<hex prefix>; cache.c reads it) and returns it as a C string.
+ */
+char *
+rnnlm_check_ref(Datum d, bool isnull)
+{
+	return check_model_arg(d, isnull, RNNLM_MAX_REF, "model reference",
+						   psprintf("Model names are at most %d bytes, then @N or @sha256:<hex>.",
+									RNNLM_MAX_NAME));
 }
 
 /* The text as UTF-8 bytes (not necessarily NUL-terminated at *len). */

@@ -93,6 +93,7 @@ static const OptSpec opt_specs[] = {
 	{"embeddings_query", OPT_TEXT, OFF(embeddings_query), 0, 0, 1 << 20, false, NULL, true},
 	{"freeze_embeddings", OPT_BOOL, OFF(freeze_embeddings), 0, 0, 0, false, NULL, true},
 	{"sampled_softmax", OPT_INT, OFF(sampled_softmax), 0, 0, 1000000, false, NULL, true},
+	{"keep_versions", OPT_INT, OFF(keep_versions), 1, 0, 1000, false, NULL, true},
 	{"replace", OPT_BOOL, OFF(replace), 0, 0, 0, false, NULL, false},
 };
 

@@ -16,6 +16,8 @@
 
 /* Longest model name accepted, in bytes. */
 #define RNNLM_MAX_NAME 63
+/* A model reference: a name, or name@N, or name@sha256:<hex prefix> */
+#define RNNLM_MAX_REF (RNNLM_MAX_NAME + 8 + 64)
 
 /* Most tokens rnnlm_generate produces in one call. */
 #define RNNLM_MAX_GENERATE 10000
@@ -39,6 +41,7 @@ extern void rnnlm_raise(rl_env *env, const char *what) pg_attribute_noreturn();
 extern void rnnlm_prepare_compute(void);
 extern rl_precision rnnlm_resolve_precision(rl_precision want, const char *what);
 extern char *rnnlm_check_name(Datum d, bool isnull);
+extern char *rnnlm_check_ref(Datum d, bool isnull);
 extern char *rnnlm_text_to_utf8(text *t, size_t *len);
 extern int32_t *rnnlm_tokenize(rl_env *env, const rl_model *m, const char *u,
 							   size_t len, size_t *n);
@@ -84,6 +87,7 @@ typedef struct RnnlmOptions
 	char	   *embeddings_query;	/* (token, vector) rows, or NULL */
 	bool		freeze_embeddings;
 	int32		sampled_softmax;	/* draws a training step; 0 = the exact softmax */
+	int32		keep_versions;	/* older versions kept when the model is replaced */
 	bool		replace;
 	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;
@@ -120,6 +124,17 @@ typedef struct RnnlmModelRow
 	const char *parent;			/* init_from, or NULL */
 } RnnlmModelRow;
 
+/* A parsed reference to a pinned version: name@N or name@sha256:<prefix>. */
+typedef struct RnnlmRef
+{
+	char		name[RNNLM_MAX_NAME + 1];
+	int32		version;		/* > 0, or 0 with a SHA-256 prefix */
+	char		sha_prefix[65];	/* lower-case hex */
+} RnnlmRef;
+
+extern bool rnnlm_parse_ref(const char *s, RnnlmRef *ref);
+extern int32 rnnlm_catalog_resolve_ref(const RnnlmRef *ref, char *sha_hex);
+extern bytea *rnnlm_catalog_version_weights(const char *name, int32 version, MemoryContext cxt);
 extern bool rnnlm_catalog_exists(const char *name);
 extern void rnnlm_catalog_check_owner(const char *name);
 extern int64 rnnlm_catalog_revision(const char *name, bool *found);
@@ -185,7 +200,7 @@ typedef struct RnnlmLoaded
 	rl_state   *state;
 	MemoryContext cxt;			/* where model and state live */
 	void	   *sample_work;
-	int64		revision;		/* of the model row it was loaded from */
+	int64		revision;		/* of the model row it was loaded from; 0 for a pinned version */
 } RnnlmLoaded;
 
 extern RnnlmLoaded *rnnlm_get_model(FunctionCallInfo fcinfo, const char *name);

@@ -28,7 +28,7 @@ PG_FUNCTION_INFO_V1(rnnlm_evaluate);
 Datum
 rnnlm_perplexity(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
 	RnnlmLoaded *lm = rnnlm_get_model(fcinfo, name);
 	rl_env		env;
 	size_t		len,
@@ -46,11 +46,32 @@ rnnlm_perplexity(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(exp(nll / (double) (n + 1)));
 }
 
+PG_FUNCTION_INFO_V1(rnnlm_perplexity_at);
+
+/*
+ * rnnlm_perplexity of a pinned version (name@N or name@sha256:<prefix>),
+ * IMMUTABLE: the version can never change.
+ */
+Datum
+rnnlm_perplexity_at(PG_FUNCTION_ARGS)
+{
+	char	   *ref = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
+	RnnlmRef	parsed;
+
+	if (!rnnlm_parse_ref(ref, &parsed))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm_perplexity_at needs a pinned model version, not \"%s\"", ref),
+				 errhint("Name a version: '%s@1', or '%s@sha256:' and a prefix of its SHA-256 "
+						 "(rnnlm.model_versions lists them).", ref, ref)));
+	return rnnlm_perplexity(fcinfo);
+}
+
 /* Perplexities of many texts, batched across texts; NULL for NULL. */
 Datum
 rnnlm_perplexity_array(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
 	RnnlmLoaded *lm;
 	Datum	   *elems;
@@ -161,7 +182,7 @@ Datum
 rnnlm_token_logprobs(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), false);
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), false);
 	RnnlmLoaded *lm = rnnlm_get_model(fcinfo, name);
 	const rl_model *m = lm->model;
 	size_t		len;
@@ -276,7 +297,7 @@ eval_row(void *arg, const char *utf8, size_t len)
 Datum
 rnnlm_evaluate(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	char	   *query;
 	EvalCtx		c;
 	rl_env		env;

@@ -16,17 +16,25 @@
 PG_FUNCTION_INFO_V1(rnnlm_export);
 PG_FUNCTION_INFO_V1(rnnlm_import);
 
-/* The model file of a model the caller may use. */
+/* The model file of a model the caller may use (its current version, or the one referenced). */
 Datum
 rnnlm_export(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_ref(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	MemoryContext caller = CurrentMemoryContext;
 	int64		revision;
 	bytea	   *blob;
+	RnnlmRef	ref;
 
 	SPI_connect();
-	blob = rnnlm_catalog_weights(name, &revision, caller);
+	if (rnnlm_parse_ref(name, &ref))
+	{
+		char		sha[65];
+
+		blob = rnnlm_catalog_version_weights(ref.name, rnnlm_catalog_resolve_ref(&ref, sha), caller);
+	}
+	else
+		blob = rnnlm_catalog_weights(name, &revision, caller);
 	SPI_finish();
 	if (blob == NULL)
 		ereport(ERROR,

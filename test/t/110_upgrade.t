@@ -184,6 +184,15 @@ for my $role (qw(alice bob))
 }
 is(sql('old', 'super', $rows_sql), $before{rows},
 	'old: rnnlm.model rows (revisions, metadata, grantees, md5 of the weights) are unchanged');
+is(sql('old', 'super', q{
+SELECT count(*) FILTER (WHERE v.version = 1 AND v.sha256 = encode(sha256(m.weights), 'hex')
+                          AND v.keep_versions = 1),
+       count(*)
+  FROM rnnlm.models v JOIN rnnlm.model m USING (name)}),
+	scalar(@all) . '|' . scalar(@all),
+	'old: every 0.1 model is version 1, with the SHA-256 of its model file');
+is(sql('old', 'alice', q{SELECT rnnlm_perplexity('c_gru@1', 'the printer') = rnnlm_perplexity('c_gru', 'the printer')}),
+	't', 'old: and can be named as such');
 is(sql('old', 'super', sprintf($models_sql, ', parent')),
 	join("\n", map { "$_|" } split /\n/, $before{models}),
 	'old: rnnlm.models has the same rows, with parent NULL');
@@ -437,12 +446,13 @@ like($f{columns}, qr/^rnnlm\.model\|history\|jsonb\|t\|'\[\]'::jsonb\|x\|/m,
 like($f{columns}, qr/^rnnlm\.model\|weights\|bytea\|t\|\|e\|/m, 'fresh: rnnlm.model.weights is STORAGE EXTERNAL');
 like($f{columns}, qr/^rnnlm\.model\|revision\|bigint\|t\|/m,
 	'fresh: the stamp of a model row\'s changes is rnnlm.model.revision');
-unlike($f{columns}, qr/^rnnlm\.model\|version\|/m, 'fresh: and rnnlm.model has no column version');
+like($f{columns}, qr/^rnnlm\.model\|version\|integer\|t\|1\|/m,
+	'fresh: and rnnlm.model.version is the number of the version it holds');
 like($f{columns}, qr/^rnnlm\.job\|checkpoint\|bytea\|f\|\|e\|/m, 'fresh: rnnlm.job.checkpoint is STORAGE EXTERNAL');
-is(scalar(() = $f{policies} =~ /^rnnlm\|/mg), 8, 'fresh: eight policies');
+is(scalar(() = $f{policies} =~ /^rnnlm\|/mg), 10, 'fresh: ten policies');
 is($f{'configuration tables'},
-	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_revision_seq|",
-	'fresh: four configuration tables');
+	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_revision_seq|\nrnnlm.model_version|",
+	'fresh: five configuration tables');
 like($f{views}, qr/^rnnlm\.jobs\|\{security_barrier=true,security_invoker=true\}\|/m,
 	'fresh: rnnlm.jobs is security_barrier and security_invoker');
 like($f{views}, qr/^rnnlm\.models\|\{security_barrier=true,security_invoker=true\}\|/m,
