@@ -25,12 +25,12 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly rnnlm_training rnnlm_planner rnnlm_precision rnnlm_uses rnnlm_pretrained rnnlm_versions
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
-PG_CPPFLAGS = -Isrc/core -Isrc/pg
+PG_CPPFLAGS = -Isrc/core -Isrc/pg -I$(shell $(PG_CONFIG) --includedir)
 # every object is rebuilt when a header changes (PGXS tracks no headers)
 HEADERS = $(wildcard src/core/*.h src/pg/*.h)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -lutf8proc -ldl -lpthread -lm
+SHLIB_LINK = -lpq -lutf8proc -ldl -lpthread -lm
 
 EXTRA_CLEAN = test/core/rnnlm_core_test test/core/rnnlm_core_test_asan
 

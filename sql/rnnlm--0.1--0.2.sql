@@ -356,6 +356,13 @@ SUPPORT rnnlm.planner_support;
 COMMENT ON FUNCTION rnnlm_perplexity_at(text, text) IS
     'rnnlm_perplexity of a pinned model version (name@N or name@sha256:prefix), which never changes';
 
+CREATE FUNCTION rnnlm_publish(model_ref text, server name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_publish'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_publish(text, name) IS
+    'copy a model version, with its grants, to the database of a postgres_fdw server (false if it is there already)';
+
 CREATE FUNCTION rnnlm_pin_version(model_name text, version integer, pinned boolean DEFAULT true)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'rnnlm_pin_version'

@@ -20,7 +20,7 @@ packages=(
   libopenblas-dev
   python3-torch python3-numpy
   fortunes-min fortunes-de fortunes-zh
-  libutf8proc-dev
+  libutf8proc-dev libpq-dev
   libipc-run-perl
 )
 

@@ -1,8 +1,9 @@
 # Scoring where the rows are: a coordinator and two shards, a table
 # partitioned by hash whose partitions are postgres_fdw foreign tables on
 # the shards (one server each, async_capable, extensions 'rnnlm').  The
-# model is copied to the shards with rnnlm_export / rnnlm_import, so its
-# version has the same SHA-256 everywhere, and is named by that hash.
+# model is copied to the shards with rnnlm_publish (through each server's
+# user mapping, with its grants; again is a no-op), so its version has the
+# same SHA-256 everywhere, and is named by that hash.
 # rnnlm_perplexity_at (IMMUTABLE) is then sent to the shards in WHERE, in
 # ORDER BY ... LIMIT, and, with enable_partitionwise_aggregate, inside
 # aggregates grouped by the partition key: EXPLAIN VERBOSE shows it in the
@@ -58,19 +59,34 @@ is( $shards[0]->safe_psql('postgres', 'SELECT count(*) FROM t_0') +
 cmp_ok($shards[0]->safe_psql('postgres', 'SELECT count(*) FROM t_0'), '>', 50,
 	'and both shards hold a good part of them');
 
-# the model: trained on the coordinator, copied to each shard as its file
+# the model: trained on the coordinator, granted, and published to each
+# shard through its server's user mapping (the same file, the same SHA-256)
+for my $n ($coord, @shards)
+{
+	$n->safe_psql('postgres', 'CREATE ROLE analyst');
+}
 $coord->safe_psql('postgres', q{
 SELECT rnnlm_train('tickets', 'SELECT body FROM local_t',
                    '{"tokenizer": "char", "cell": "gru", "epochs": 2, "hidden_size": 16,
-                     "embedding_dim": 8, "num_layers": 1, "seed": 3}')});
-my $hex = $coord->safe_psql('postgres', q{SELECT encode(rnnlm_export('tickets'), 'hex')});
+                     "embedding_dim": 8, "num_layers": 1, "seed": 3}');
+SELECT rnnlm_grant('tickets', 'analyst');
+SELECT rnnlm_grant('tickets', 'PUBLIC')});
 my $sha = $coord->safe_psql('postgres', q{SELECT sha256 FROM rnnlm.models WHERE name = 'tickets'});
+is($coord->safe_psql('postgres', q{SELECT rnnlm_publish('tickets@1', 'shard0'), rnnlm_publish('tickets', 'shard1')}),
+	't|t', 'rnnlm_publish copies the version to both shards');
+is($coord->safe_psql('postgres', q{SELECT rnnlm_publish('tickets@1', 'shard0'), rnnlm_publish('tickets@1', 'shard1')}),
+	'f|f', 'and publishing it again sends nothing (the hash is checked)');
 for my $s (@shards)
 {
-	$s->safe_psql('postgres', "SELECT rnnlm_import('tickets', decode('$hex', 'hex'))");
-	is($s->safe_psql('postgres', q{SELECT sha256 FROM rnnlm.models WHERE name = 'tickets'}), $sha,
-		$s->name . ': the imported version has the same SHA-256');
+	is($s->safe_psql('postgres',
+			q{SELECT sha256, (SELECT string_agg(g, ',' ORDER BY g COLLATE "C") FROM unnest(granted_to) g)
+			  FROM rnnlm.models WHERE name = 'tickets'}),
+		"$sha|PUBLIC,analyst", $s->name . ': the published version has the same SHA-256 and the grants');
 }
+my ($ret, $out, $err) = $coord->psql('postgres', q{SELECT rnnlm_publish('tickets@9', 'shard0')});
+like($err, qr/rnnlm model "tickets" has no version 9/, 'publishing a missing version is an error naming it');
+($ret, $out, $err) = $coord->psql('postgres', q{SELECT rnnlm_publish('tickets', 'no_such_server')});
+like($err, qr/server "no_such_server" does not exist/, 'and so is an unknown server');
 my $ref = 'tickets@sha256:' . substr($sha, 0, 16);
 
 # Runs a query on the coordinator; with EXPLAIN VERBOSE, its plan.
