@@ -31,8 +31,8 @@ best_of_3() {
     t0=$(date +%s.%N)
     psql -XAtq -v ON_ERROR_STOP=1 -c "$q" >/dev/null
     t1=$(date +%s.%N)
-    s=$(echo "$t1 - $t0" | bc -l)
-    if [[ -z $best ]] || (( $(echo "$s < $best" | bc -l) )); then best=$s; fi
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+    if [[ -z $best ]] || awk -v s="$s" -v b="$best" 'BEGIN { exit !(s < b) }'; then best=$s; fi
   done
   printf '%.3f' "$best"
 }
@@ -94,7 +94,7 @@ inner() {
       || die "the sharded and local results of '${names[$k]}' differ"
     a=$(best_of_3 "${local_q[$k]}")
     b=$(best_of_3 "${sharded[$k]}")
-    printf '| %s | %s | %s | %.2f |\n' "${names[$k]}" "$a" "$b" "$(echo "$a / $b" | bc -l)"
+    printf '| %s | %s | %s | %.2f |\n' "${names[$k]}" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')"
   done
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs; rnnlm.threads 1, no parallel workers; load before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
