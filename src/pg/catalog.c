@@ -448,9 +448,9 @@ rnnlm_catalog_version_weights(const char *name, int32 version, MemoryContext cxt
 	return result;
 }
 
-/* Runs a statement on one older version (name, version) of a model the caller owns. */
+/* Runs a statement on one older version (name $1, version $2, and $3 when nargs is 3) of a model the caller owns. */
 static uint64
-exec_on_version(const char *sql, const char *name, int32 version, bool pinned)
+exec_on_version(const char *sql, int nargs, const char *name, int32 version, bool pinned)
 {
 	Oid			argtypes[3] = {TEXTOID, INT4OID, BOOLOID};
 	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), BoolGetDatum(pinned)};
@@ -461,7 +461,7 @@ exec_on_version(const char *sql, const char *name, int32 version, bool pinned)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("rnnlm model \"%s\" does not exist", name)));
-	ret = SPI_execute_with_args(sql, 3, argtypes, values, NULL, false, 0);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
 	return SPI_processed;
@@ -480,7 +480,7 @@ rnnlm_pin_version(PG_FUNCTION_ARGS)
 	SPI_connect();
 	n = exec_on_version("UPDATE rnnlm.model_version SET pinned = $3 "
 						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-						name, PG_GETARG_INT32(1), PG_GETARG_BOOL(2));
+						3, name, PG_GETARG_INT32(1), PG_GETARG_BOOL(2));
 	SPI_finish();
 	PG_RETURN_BOOL(n > 0);
 }
@@ -497,9 +497,8 @@ rnnlm_drop_version(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("rnnlm_drop_version()");
 	SPI_connect();
 	n = exec_on_version("DELETE FROM rnnlm.model_version "
-						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
-						"  AND $3 IS NOT NULL",
-						name, PG_GETARG_INT32(1), true);
+						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+						2, name, PG_GETARG_INT32(1), false);
 	SPI_finish();
 	PG_RETURN_BOOL(n > 0);
 }

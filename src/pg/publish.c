@@ -214,17 +214,20 @@ publish_to(PGconn *conn, const char *server, const Published *p)
 	{
 		const char *params[2] = {p->name, p->grantees[i]};
 
+		bool		known;
+
 		res = remote(conn, server,
 					 "SELECT $1::text IS NOT NULL AND ($2::text = 'PUBLIC' OR EXISTS "
 					 "  (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2::text))",
 					 2, params, NULL, NULL, NULL);
-		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		known = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);			/* before the next call, which may raise */
+		if (known)
 			PQclear(remote(conn, server, "SELECT rnnlm_grant($1, $2)", 2, params, NULL, NULL, NULL));
 		else
 			ereport(WARNING,
 					(errmsg("role \"%s\" does not exist on server \"%s\": model \"%s\" is not granted to it there",
 							p->grantees[i], server, p->name)));
-		PQclear(res);
 	}
 	return true;
 }
