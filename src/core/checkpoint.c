@@ -152,14 +152,14 @@ write_state(writer *w, const rl_run *r, const rl_trainer_state *ts)
 	w_f64(w, r->total);
 	w_f64(w, r->epoch_seconds);
 	w_f64(w, r->train_seconds);
-	w_f64(w, r->lr);
+	w_f64(w, r->rules.lr);
 	w_f64(w, r->val_loss);
 	w_u64(w, r->val_tokens);
-	w_f64(w, r->best_val);
-	w_u32(w, (uint32_t) r->best_epoch);
-	w_u32(w, (uint32_t) r->since_best);
-	w_u32(w, (uint32_t) r->lr_wait);
-	w_u32(w, (uint32_t) r->stopped);
+	w_f64(w, r->rules.best_val);
+	w_u32(w, (uint32_t) r->rules.best_epoch);
+	w_u32(w, (uint32_t) r->rules.since_best);
+	w_u32(w, (uint32_t) r->rules.lr_wait);
+	w_u32(w, (uint32_t) r->rules.stopped);
 	w_u64(w, (uint64_t) *ts->step);
 	for (i = 0; i < 4; i++)
 		w_u64(w, ts->rng->s[i]);
@@ -423,23 +423,23 @@ read_state(rl_run *r, reader *rd, const rl_trainer_state *ts)
 	r->total = r_f64(rd);
 	r->epoch_seconds = r_f64(rd);
 	r->train_seconds = r_f64(rd);
-	r->lr = r_f64(rd);
+	r->rules.lr = r_f64(rd);
 	r->val_loss = r_f64(rd);
 	r->val_tokens = r_u64(rd);
-	r->best_val = r_f64(rd);
+	r->rules.best_val = r_f64(rd);
 	best_epoch = (int32_t) r_u32(rd);
 	if (best_epoch < 0 || best_epoch > epoch)
 		return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint's best epoch is out of range");
-	r->best_epoch = best_epoch;
-	r->since_best = (int32_t) r_u32(rd);
-	r->lr_wait = (int32_t) r_u32(rd);
-	r->stopped = r_u32(rd) != 0;
+	r->rules.best_epoch = best_epoch;
+	r->rules.since_best = (int32_t) r_u32(rd);
+	r->rules.lr_wait = (int32_t) r_u32(rd);
+	r->rules.stopped = r_u32(rd) != 0;
 	*ts->step = (int64_t) r_u64(rd);
 	for (i = 0; i < 4; i++)
 		ts->rng->s[i] = r_u64(rd);
 	/* the counters only grow once an epoch: past epoch they would overflow */
-	if (!(r->lr > 0 && isfinite(r->lr)) || *ts->step < 0 ||
-		r->since_best < 0 || r->since_best > epoch || r->lr_wait < 0 || r->lr_wait > epoch)
+	if (!(r->rules.lr > 0 && isfinite(r->rules.lr)) || *ts->step < 0 ||
+		r->rules.since_best < 0 || r->rules.since_best > epoch || r->rules.lr_wait < 0 || r->rules.lr_wait > epoch)
 		return rl_error(r->env, RL_ERR_FORMAT, "the checkpoint's state is out of range");
 	return RL_OK;
 }

@@ -355,7 +355,32 @@ extern rl_status rl_builder_finish_vocab(rl_builder *b, size_t val_docs,
 										 const rl_vocab *vocab,
 										 int32_t **train, size_t *ntrain,
 										 int32_t **val, size_t *nval);
+/* The distinct units of the training documents (all but the last val_docs)
+ * with their counts, in first-seen order, pointing into the builder. */
+extern rl_status rl_builder_unit_counts(rl_builder *b, size_t val_docs,
+										rl_unit_count **units, int32_t *n);
 extern void rl_builder_free(rl_builder *b);
+
+/* ---------- federated training's pieces (federated.c) ---------- */
+
+/* Unit counts of several shards merged, in first-seen order. */
+typedef struct rl_unit_tally rl_unit_tally;
+
+extern rl_status rl_unit_tally_create(rl_env *env, rl_unit_tally **out);
+extern rl_status rl_unit_tally_add(rl_unit_tally *t, const char *text, uint32_t len,
+								   uint64_t count);
+extern const rl_unit_count *rl_unit_tally_units(rl_unit_tally *t, int32_t *n);
+extern void rl_unit_tally_free(rl_unit_tally *t);
+
+/* A model's weights alone, as they travel between coordinator and shards. */
+extern size_t rl_weights_file_size(size_t n);
+extern void rl_weights_file_write(const float *w, size_t n, uint8_t *out);
+extern rl_status rl_weights_file_read(rl_env *env, const uint8_t *data, size_t len,
+									  float *w, size_t n);
+
+/* Federated averaging: acc += weight * w, then out = acc / total. */
+extern void rl_average_add(double *acc, const float *w, size_t n, double weight);
+extern void rl_average_take(const double *acc, size_t n, double total, float *out);
 
 extern rl_status rl_vocab_create(rl_env *env, int32_t size, const uint32_t *lengths,
 								 const char *strings, rl_vocab **out);
@@ -558,6 +583,27 @@ typedef struct rl_train_result
 	double		tokens_per_second;
 } rl_train_result;
 
+/*
+ * The epoch rules (run.c), kept by a run and by the coordinator of a
+ * federated training alike: after each validated epoch a loss below the
+ * best so far is the new best (the caller keeps its weights); otherwise
+ * after lr_patience such epochs the rate is multiplied by lr_decay and
+ * after patience of them training stops.
+ */
+typedef struct rl_epoch_rules
+{
+	double		lr;				/* the current learning rate */
+	double		best_val;		/* INFINITY until an epoch is validated */
+	int32_t		best_epoch;
+	int32_t		since_best;		/* epochs without improvement, for early stopping */
+	int32_t		lr_wait;		/* the same, for the learning rate */
+	int			stopped;		/* early stopping ended the training */
+} rl_epoch_rules;
+
+extern void rl_epoch_rules_init(rl_epoch_rules *e, const rl_train_opts *o);
+extern int	rl_epoch_rules_apply(rl_epoch_rules *e, const rl_train_opts *o, int32_t epoch,
+								 double val_loss);
+
 /* The working set of one batch: activations, caches, gradients, Adam moments. */
 typedef struct rl_trainer rl_trainer;
 
@@ -644,6 +690,11 @@ extern rl_status rl_run_create(rl_env *env, rl_model *m,
 							   const int32_t *val, size_t nval,
 							   const rl_train_opts *o, rl_run **out);
 extern rl_status rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended);
+extern rl_status rl_run_train_round(rl_run *r, double lr, size_t max_steps, int *epoch_ended,
+									size_t *tokens, double *loss_sum);
+extern rl_status rl_run_evaluate(rl_run *r, const int32_t *ids, size_t n, double *loss,
+								 size_t *count);
+extern void rl_run_weights_changed(rl_run *r);
 extern int	rl_run_done(const rl_run *r);
 extern void rl_run_progress_get(const rl_run *r, rl_run_progress *p);
 extern const rl_epoch_stats *rl_run_history(const rl_run *r, int32_t *n);

@@ -113,8 +113,7 @@ rl_run_create(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 	r->per_stream = (ntrain - 1) / r->B;
 	r->steps = (r->per_stream + o->seq_len - 1) / o->seq_len;
 	r->data_hash = rl_run_data_hash(train, ntrain, r->val, r->nval);
-	r->lr = o->learning_rate;
-	r->best_val = INFINITY;
+	rl_epoch_rules_init(&r->rules, o);
 	r->val_loss = NAN;
 
 	st = rl_trainer_create(env, m, r->B, o->seq_len, o->dropout, o->seed, &r->tr);
@@ -142,36 +141,45 @@ rl_run_create(rl_env *env, rl_model *m, const int32_t *train, size_t ntrain,
 int
 rl_run_done(const rl_run *r)
 {
-	return r->stopped || r->epoch >= r->o.epochs;
+	return r->rules.stopped || r->epoch >= r->o.epochs;
 }
 
-/* Applies the epoch rules to a finished epoch's validation loss. */
-static void
-after_epoch(rl_run *r, double val_loss)
+/* The rules' state before the first epoch. */
+void
+rl_epoch_rules_init(rl_epoch_rules *e, const rl_train_opts *o)
 {
-	const rl_train_opts *o = &r->o;
+	memset(e, 0, sizeof(*e));
+	e->lr = o->learning_rate;
+	e->best_val = INFINITY;
+}
 
+/*
+ * Applies the epoch rules to the validation loss of epoch (from 1); returns
+ * 1 when it is the best so far, whose weights the caller keeps.
+ */
+int
+rl_epoch_rules_apply(rl_epoch_rules *e, const rl_train_opts *o, int32_t epoch, double val_loss)
+{
 	if (isnan(val_loss))
-		return;
-	if (val_loss < r->best_val)
+		return 0;
+	if (val_loss < e->best_val)
 	{
-		r->best_val = val_loss;
-		r->best_epoch = r->epoch;
-		r->since_best = r->lr_wait = 0;
-		if (r->best)
-			memcpy(r->best, r->m->params, r->m->nparams * sizeof(float));
-		return;
+		e->best_val = val_loss;
+		e->best_epoch = epoch;
+		e->since_best = e->lr_wait = 0;
+		return 1;
 	}
-	r->since_best++;
-	r->lr_wait++;
+	e->since_best++;
+	e->lr_wait++;
 	if (o->lr_decay > 0 && o->lr_decay != 1.0 && o->lr_patience > 0 &&
-		r->lr_wait >= o->lr_patience)
+		e->lr_wait >= o->lr_patience)
 	{
-		r->lr *= o->lr_decay;
-		r->lr_wait = 0;
+		e->lr *= o->lr_decay;
+		e->lr_wait = 0;
 	}
-	if (o->patience > 0 && r->since_best >= o->patience)
-		r->stopped = 1;
+	if (o->patience > 0 && e->since_best >= o->patience)
+		e->stopped = 1;
+	return 0;
 }
 
 /* Validates the epoch just trained, records it and applies the epoch rules. */
@@ -191,7 +199,7 @@ end_epoch(rl_run *r)
 	r->epoch++;
 	es.epoch = r->epoch;
 	es.epochs = r->o.epochs;
-	es.learning_rate = r->lr;
+	es.learning_rate = r->rules.lr;
 	es.train_loss = r->total / (double) (r->per_stream * r->B);
 	es.val_loss = r->val_loss;
 	es.seconds = r->epoch_seconds;
@@ -200,7 +208,8 @@ end_epoch(rl_run *r)
 		return env->status;
 	r->hist = p;
 	r->hist[r->nhist++] = es;
-	after_epoch(r, r->val_loss);
+	if (rl_epoch_rules_apply(&r->rules, &r->o, r->epoch, r->val_loss) && r->best)
+		memcpy(r->best, r->m->params, r->m->nparams * sizeof(float));
 	r->train_seconds += r->epoch_seconds;
 	r->pos = 0;
 	r->total = 0.0;
@@ -211,21 +220,23 @@ end_epoch(rl_run *r)
 }
 
 /*
- * Trains until the epoch in progress ends (and is validated) or max_seconds
- * have passed, whichever is first; at least one chunk either way.
+ * Trains chunks of the epoch in progress until it ends (it is then
+ * validated), max_seconds have passed or max_steps chunks are done (0: no
+ * limit), whichever is first; at least one chunk.  tokens and loss, when
+ * given, receive the tokens predicted and their summed loss.
  */
-rl_status
-rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended)
+static rl_status
+advance(rl_run *r, double max_seconds, size_t max_steps, int *epoch_ended,
+		size_t *tokens, double *loss_sum)
 {
 	rl_env	   *env = r->env;
 	const rl_train_opts *o = &r->o;
 	double		t0 = rl_now_seconds(),
 				last = t0;
+	size_t		done = 0;
 	rl_status	st;
 
 	*epoch_ended = 0;
-	if (rl_run_done(r))
-		return RL_OK;
 	if (r->pos == 0)
 		rl_trainer_reset_state(r->tr);
 	while (r->pos < r->per_stream)
@@ -236,7 +247,7 @@ rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended)
 
 		if (!rl_tick(env))
 			return env->status;
-		st = rl_trainer_step(r->tr, r->train, r->per_stream, r->pos, T, r->lr,
+		st = rl_trainer_step(r->tr, r->train, r->per_stream, r->pos, T, r->rules.lr,
 							 o->clip_norm, &loss);
 		if (st == RL_ERR_NUMERIC)
 			return rl_error(env, RL_ERR_NUMERIC,
@@ -246,8 +257,14 @@ rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended)
 			return st;
 		r->total += loss * T * r->B;
 		r->pos += T;
+		done++;
+		if (tokens)
+			*tokens += (size_t) T * r->B;
+		if (loss_sum)
+			*loss_sum += loss * T * r->B;
 		last = rl_now_seconds();
-		if (r->pos < r->per_stream && last - t0 >= max_seconds)
+		if (r->pos < r->per_stream &&
+			(last - t0 >= max_seconds || (max_steps > 0 && done >= max_steps)))
 		{
 			r->epoch_seconds += last - t0;
 			return RL_OK;
@@ -256,6 +273,55 @@ rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended)
 	r->epoch_seconds += last - t0;
 	*epoch_ended = 1;
 	return end_epoch(r);
+}
+
+/*
+ * Trains until the epoch in progress ends (and is validated) or max_seconds
+ * have passed, whichever is first; at least one chunk either way.
+ */
+rl_status
+rl_run_advance(rl_run *r, double max_seconds, int *epoch_ended)
+{
+	*epoch_ended = 0;
+	if (rl_run_done(r))
+		return RL_OK;
+	return advance(r, max_seconds, 0, epoch_ended, NULL, NULL);
+}
+
+/*
+ * One shard's part of a round of federated training: at most max_steps
+ * chunks (0: the rest of the epoch in progress) at the learning rate lr,
+ * from the model's weights as they are.  tokens and loss_sum receive what
+ * was trained.  Such a run is made with no validation data and as many
+ * epochs as it may need; the coordinator validates and keeps the rules.
+ */
+rl_status
+rl_run_train_round(rl_run *r, double lr, size_t max_steps, int *epoch_ended,
+				   size_t *tokens, double *loss_sum)
+{
+	*tokens = 0;
+	*loss_sum = 0.0;
+	*epoch_ended = 0;
+	if (rl_run_done(r))
+		return rl_error(r->env, RL_ERR_INVALID, "the run has no epoch left to train");
+	if (!(lr > 0 && isfinite(lr)))
+		return rl_error(r->env, RL_ERR_INVALID, "the learning rate must be positive");
+	r->rules.lr = lr;
+	return advance(r, INFINITY, max_steps, epoch_ended, tokens, loss_sum);
+}
+
+/* The run's mean loss over a stream with the weights as they are now. */
+rl_status
+rl_run_evaluate(rl_run *r, const int32_t *ids, size_t n, double *loss, size_t *count)
+{
+	return rl_trainer_eval(r->tr, ids, n, loss, count);
+}
+
+/* Tells the run that the caller wrote new weights into its model. */
+void
+rl_run_weights_changed(rl_run *r)
+{
+	rl_trainer_weights_changed(r->tr);
 }
 
 /* Where the run is, for progress reports. */
@@ -275,7 +341,7 @@ rl_run_progress_get(const rl_run *r, rl_run_progress *p)
 	p->train_loss = r->pos > 0 ? r->total / (double) (r->pos * r->B) :
 		(r->nhist > 0 ? r->hist[r->nhist - 1].train_loss : NAN);
 	p->val_loss = r->val_loss;
-	p->learning_rate = r->lr;
+	p->learning_rate = r->rules.lr;
 	p->tokens_per_second = secs > 0 ? tokens / secs : 0;
 	left_steps = rl_run_done(r) ? 0 :
 		(size_t) (r->o.epochs - r->epoch) * r->steps - done_steps;
@@ -302,13 +368,13 @@ rl_run_finish(rl_run *r, rl_train_result *res)
 	res->train_tokens = r->per_stream * r->B;
 	res->val_tokens = r->val_tokens;
 	res->epochs_run = r->epoch;
-	res->best_epoch = r->best_epoch;
-	res->stopped_early = r->stopped;
-	if (r->best && r->best_epoch > 0 && r->best_epoch != r->epoch)
+	res->best_epoch = r->rules.best_epoch;
+	res->stopped_early = r->rules.stopped;
+	if (r->best && r->rules.best_epoch > 0 && r->rules.best_epoch != r->epoch)
 	{
 		memcpy(r->m->params, r->best, r->m->nparams * sizeof(float));
 		rl_trainer_weights_changed(r->tr);
-		kept = r->best_epoch;
+		kept = r->rules.best_epoch;
 	}
 	res->kept_epoch = kept;
 	if (kept > 0 && kept <= r->nhist)

@@ -30,14 +30,9 @@ struct rl_run
 	double		total;			/* loss summed over the epoch in progress */
 	double		epoch_seconds;	/* spent on the epoch in progress */
 	double		train_seconds;	/* spent on the finished epochs */
-	double		lr;				/* the current learning rate */
 	double		val_loss;		/* of the last finished epoch */
 	size_t		val_tokens;
-	double		best_val;		/* INFINITY until an epoch is validated */
-	int32_t		best_epoch;
-	int32_t		since_best;		/* epochs without improvement, for early stopping */
-	int32_t		lr_wait;		/* the same, for the learning rate */
-	int			stopped;		/* early stopping ended the run */
+	rl_epoch_rules rules;		/* the rate, the best epoch, early stopping */
 	float	   *best;			/* weights of best_epoch, with keep_best and validation data */
 	rl_epoch_stats *hist;		/* one per finished epoch */
 	size_t		hist_cap;

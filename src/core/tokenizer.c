@@ -819,6 +819,27 @@ rl_builder_finish_vocab(rl_builder *b, size_t val_docs, const rl_vocab *vocab,
 	return builder_streams(b, split, val_docs, vocab, train, ntrain, val, nval);
 }
 
+/*
+ * The distinct units of the training documents with their counts, for a
+ * vocabulary learned elsewhere from several builders' counts (federated
+ * training); the caller frees the array, whose texts point into b.
+ */
+rl_status
+rl_builder_unit_counts(rl_builder *b, size_t val_docs, rl_unit_count **units, int32_t *n)
+{
+	size_t		split = 0;
+	rl_status	st;
+
+	*units = NULL;
+	*n = 0;
+	if ((st = builder_split(b, val_docs, &split)) != RL_OK)
+		return st;
+	if ((*units = builder_counts(b, split)) == NULL)
+		return b->env->status;
+	*n = b->ndistinct;
+	return RL_OK;
+}
+
 /* Frees a builder and everything it holds. */
 void
 rl_builder_free(rl_builder *b)

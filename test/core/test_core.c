@@ -31,6 +31,7 @@ static const test_group groups[] = {
 	{"format", test_format, TEST_FORMAT_POINTS},
 	{"training", test_training, TEST_TRAINING_POINTS},
 	{"sampled", test_sampled, TEST_SAMPLED_POINTS},
+	{"federated", test_federated, TEST_FEDERATED_POINTS},
 	{"runs", test_run, TEST_RUN_POINTS},
 	{"compute", test_compute, TEST_COMPUTE_POINTS},
 };
