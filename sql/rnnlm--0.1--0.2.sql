@@ -363,6 +363,57 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION rnnlm_publish(text, name) IS
     'copy a model version, with its grants, to the database of a postgres_fdw server (false if it is there already)';
 
+CREATE FUNCTION rnnlm_train_federated(model_name text, servers name[], training_query text,
+                                      options jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_train_federated'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_train_federated(text, name[], text, jsonb) IS
+    'train a model over the rows of a query on several postgres_fdw servers by federated averaging; the text stays on each server';
+
+-- A shard's side of rnnlm_train_federated, which calls these through each
+-- server's user mapping (in the schema rnnlm, whatever the search_path);
+-- a session lives in one connection.
+CREATE FUNCTION rnnlm.federated_begin(session text, training_query text, options jsonb)
+RETURNS TABLE(unit bytea, count bigint)
+AS 'MODULE_PATHNAME', 'rnnlm_federated_begin'
+LANGUAGE C VOLATILE ROWS 10000;
+COMMENT ON FUNCTION rnnlm.federated_begin(text, text, jsonb) IS
+    'federated training, on a shard: read the rows and return the counts of their training units';
+
+CREATE FUNCTION rnnlm.federated_start(session text, model bytea, seed bigint,
+                                      OUT documents bigint, OUT validation_documents bigint,
+                                      OUT steps bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rnnlm_federated_start'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm.federated_start(text, bytea, bigint) IS
+    'federated training, on a shard: take the coordinator''s new model and make the token streams';
+
+CREATE FUNCTION rnnlm.federated_train(session text, weights bytea, learning_rate double precision,
+                                      max_steps integer, OUT new_weights bytea, OUT tokens bigint,
+                                      OUT loss_sum double precision, OUT epoch_ended boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rnnlm_federated_train'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm.federated_train(text, bytea, double precision, integer) IS
+    'federated training, on a shard: train one round from the given weights (NULL: the current ones)';
+
+CREATE FUNCTION rnnlm.federated_evaluate(session text, weights bytea,
+                                         OUT val_loss double precision, OUT val_tokens bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rnnlm_federated_evaluate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm.federated_evaluate(text, bytea) IS
+    'federated training, on a shard: the validation loss of the given weights (NULL: the current ones)';
+
+CREATE FUNCTION rnnlm.federated_end(session text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_federated_end'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm.federated_end(text) IS
+    'federated training, on a shard: free the session (false if there was none)';
+
 CREATE FUNCTION rnnlm_pin_version(model_name text, version integer, pinned boolean DEFAULT true)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'rnnlm_pin_version'

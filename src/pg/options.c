@@ -44,8 +44,12 @@ typedef struct OptSpec
 	double		max;
 	bool		min_open;		/* min itself is not allowed */
 	const OptChoice *choices;	/* OPT_ENUM, ended by a NULL name */
-	bool		stored;			/* part of rnnlm.models.options */
+	int			stored;			/* part of rnnlm.models.options: STORED_* */
+	bool		federated_only; /* only rnnlm_train_federated takes it */
 } OptSpec;
+
+/* OptSpec.stored: false, true, or only when the caller gave it. */
+#define STORED_WHEN_GIVEN 2
 
 static const OptChoice cell_choices[] = {
 	{"lstm", RL_CELL_LSTM}, {"gru", RL_CELL_GRU}, {"rnn", RL_CELL_RNN}, {NULL, 0}
@@ -94,6 +98,7 @@ static const OptSpec opt_specs[] = {
 	{"freeze_embeddings", OPT_BOOL, OFF(freeze_embeddings), 0, 0, 0, false, NULL, true},
 	{"sampled_softmax", OPT_INT, OFF(sampled_softmax), 0, 0, 1000000, false, NULL, true},
 	{"keep_versions", OPT_INT, OFF(keep_versions), 1, 0, 1000, false, NULL, true},
+	{"round_steps", OPT_INT, OFF(round_steps), 0, 0, 1000000000, false, NULL, STORED_WHEN_GIVEN, true},
 	{"replace", OPT_BOOL, OFF(replace), 0, 0, 0, false, NULL, false},
 };
 
@@ -158,14 +163,15 @@ rnnlm_option_given(const RnnlmOptions *opts, const char *key)
 
 /* The list of valid keys, for error hints. */
 static char *
-valid_keys(void)
+valid_keys(bool federated)
 {
 	StringInfoData s;
 	int			i;
 
 	initStringInfo(&s);
 	for (i = 0; i < N_OPTS; i++)
-		appendStringInfo(&s, "%s%s", i ? ", " : "", opt_specs[i].key);
+		if (federated || !opt_specs[i].federated_only)
+			appendStringInfo(&s, "%s%s", s.len ? ", " : "", opt_specs[i].key);
 	return s.data;
 }
 
@@ -356,9 +362,9 @@ set_defaults(RnnlmOptions *opts)
 	}
 }
 
-/* Parses and validates the options object (NULL = all defaults). */
-void
-rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
+/* Parses and validates the options object (NULL = all defaults); federated: for rnnlm_train_federated. */
+static void
+parse_options(Jsonb *options, RnnlmOptions *opts, bool federated)
 {
 	set_defaults(opts);
 	if (options != NULL)
@@ -387,7 +393,11 @@ rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown rnnlm option \"%s\"", key),
-						 errhint("Valid options are: %s.", valid_keys())));
+						 errhint("Valid options are: %s.", valid_keys(federated))));
+			if (opt_specs[i].federated_only && !federated)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("rnnlm option \"%s\" is for rnnlm_train_federated", key)));
 			set_option(opts, &opt_specs[i], &v);
 			opts->given |= (uint64) 1 << i;
 		}
@@ -415,6 +425,20 @@ rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rnnlm option \"early_stopping_patience\" needs validation data"),
 				 errhint("Set validation_fraction above 0.")));
+}
+
+/* Parses and validates the options of rnnlm_train and its kin (NULL = all defaults). */
+void
+rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts)
+{
+	parse_options(options, opts, false);
+}
+
+/* The same for rnnlm_train_federated, which takes a few more. */
+void
+rnnlm_parse_federated_options(Jsonb *options, RnnlmOptions *opts)
+{
+	parse_options(options, opts, true);
 }
 
 /* Appends "key": value of one option to a JSON object under construction. */
@@ -461,7 +485,8 @@ rnnlm_options_to_jsonb(const RnnlmOptions *o)
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '{');
 	for (i = 0; i < N_OPTS; i++)
-		if (opt_specs[i].stored)
+		if (opt_specs[i].stored == true ||
+			(opt_specs[i].stored == STORED_WHEN_GIVEN && (o->given & ((uint64) 1 << i))))
 			append_option(&s, (RnnlmOptions *) o, &opt_specs[i]);
 	appendStringInfoChar(&s, '}');
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));

@@ -5,10 +5,8 @@
  *		user mapping for the current role, so that every shard holds the
  *		same version (the same SHA-256) for rnnlm_perplexity_at.
  *
- * The connection is opened with libpq from the server's connection options
- * and the user mapping's user and password, as postgres_fdw would (a role
- * that is not a superuser must have a password in its mapping, as
- * postgres_fdw requires).  On the remote side the version is stored with
+ * The connection is remote.c's: the server's options and the role's user
+ * mapping, waits that a cancel interrupts.  On the remote side the version is stored with
  * rnnlm_import(name, file, replace => true), owned by the mapping's user;
  * when the remote model already has that SHA-256 nothing is sent and the
  * result is false.  Grants go with rnnlm_grant; a grantee role the remote
@@ -17,13 +15,11 @@
 #include "rnnlm_pg.h"
 
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
 #include "executor/spi.h"
-#include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "libpq-fe.h"
+#include "remote.h"
 
 PG_FUNCTION_INFO_V1(rnnlm_publish);
 
@@ -85,95 +81,12 @@ read_published(const char *refstr, Published *p, MemoryContext caller)
 	MemoryContextSwitchTo(spi);
 }
 
-/* Whether a connection option name is one libpq knows. */
-static bool
-libpq_option(const char *name)
-{
-	PQconninfoOption *opts = PQconndefaults(),
-			   *o;
-	bool		found = false;
-
-	for (o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, name) == 0)
-			found = true;
-	PQconninfoFree(opts);
-	return found;
-}
-
-/* Opens a libpq connection as the server's user mapping for the current role. */
-static PGconn *
-connect_server(const char *server)
-{
-	ForeignServer *srv = GetForeignServerByName(server, false);
-	ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
-	UserMapping *um;
-	List	   *options;
-	ListCell   *lc;
-	const char **keys,
-			  **vals;
-	int			n = 0;
-	bool		has_password = false;
-	PGconn	   *conn;
-
-	if (strcmp(fdw->fdwname, "postgres_fdw") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("server \"%s\" is not a postgres_fdw server", server)));
-	um = GetUserMapping(GetUserId(), srv->serverid);
-	options = list_concat(list_copy(srv->options), um->options);
-	keys = palloc(sizeof(char *) * (list_length(options) + 2));
-	vals = palloc(sizeof(char *) * (list_length(options) + 2));
-	foreach(lc, options)
-	{
-		DefElem    *def = lfirst_node(DefElem, lc);
-
-		if (!libpq_option(def->defname))
-			continue;
-		has_password |= strcmp(def->defname, "password") == 0;
-		keys[n] = def->defname;
-		vals[n++] = defGetString(def);
-	}
-	keys[n] = "fallback_application_name";
-	vals[n++] = "rnnlm_publish";
-	keys[n] = NULL;
-	vals[n] = NULL;
-	if (!superuser() && !has_password)
-		ereport(ERROR,
-				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
-				 errmsg("password is required"),
-				 errdetail("Roles that are not superusers must give a password in the user mapping of server \"%s\".",
-						   server)));
-	conn = PQconnectdbParams(keys, vals, false);
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		char	   *msg = pstrdup(PQerrorMessage(conn));
-
-		PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to server \"%s\"", server),
-				 errdetail_internal("%s", msg)));
-	}
-	return conn;
-}
-
-/* Runs a remote statement with text parameters; ERROR with the remote message if it fails. */
+/* Runs a remote statement with text parameters and results. */
 static PGresult *
 remote(PGconn *conn, const char *server, const char *sql, int n, const char *const *params,
 	   const int *lengths, const int *formats, const Oid *types)
 {
-	PGresult   *res = PQexecParams(conn, sql, n, types, params, lengths, formats, 0);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		char	   *msg = pstrdup(PQresultErrorMessage(res));
-
-		PQclear(res);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("on server \"%s\": %s", server, msg)));
-	}
-	return res;
+	return rnnlm_remote_exec(conn, server, sql, n, types, params, lengths, formats, 0);
 }
 
 /* Copies the version to the remote side; false if it is there already. */
@@ -185,16 +98,7 @@ publish_to(PGconn *conn, const char *server, const Published *p)
 	bool		same;
 	int			i;
 
-	res = remote(conn, server, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'rnnlm'",
-				 0, NULL, NULL, NULL, NULL);
-	if (PQntuples(res) == 0)
-	{
-		PQclear(res);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("the database of server \"%s\" has no rnnlm extension", server)));
-	}
-	PQclear(res);
+	rnnlm_remote_check_extension(conn, server, "0.2");
 	res = remote(conn, server, "SELECT sha256 FROM rnnlm.models WHERE name = $1", 1, name_param,
 				 NULL, NULL, NULL);
 	same = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 0), p->sha) == 0;
@@ -250,13 +154,12 @@ rnnlm_publish(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_TRY();
 	{
-		conn = connect_server(server);
+		conn = rnnlm_remote_connect(server, "rnnlm_publish");
 		sent = publish_to(conn, server, &p);
 	}
 	PG_FINALLY();
 	{
-		if (conn)
-			PQfinish(conn);
+		rnnlm_remote_close(conn);
 	}
 	PG_END_TRY();
 	PG_RETURN_BOOL(sent);

@@ -88,12 +88,14 @@ typedef struct RnnlmOptions
 	bool		freeze_embeddings;
 	int32		sampled_softmax;	/* draws a training step; 0 = the exact softmax */
 	int32		keep_versions;	/* older versions kept when the model is replaced */
+	int32		round_steps;	/* federated: chunks a shard trains between averages; 0 = an epoch */
 	bool		replace;
 	uint64		given;			/* bit i: the option of row i was set by the caller */
 } RnnlmOptions;
 
 extern void rnnlm_options_init(void);
 extern void rnnlm_parse_options(Jsonb *options, RnnlmOptions *opts);
+extern void rnnlm_parse_federated_options(Jsonb *options, RnnlmOptions *opts);
 extern bool rnnlm_option_given(const RnnlmOptions *opts, const char *key);
 extern const char *rnnlm_option_choice_name(const char *key, int value);
 extern Jsonb *rnnlm_options_to_jsonb(const RnnlmOptions *opts);
@@ -174,6 +176,7 @@ typedef struct RnnlmTraining
 	char	   *history;		/* JSON, once finished */
 	uint8_t    *blob;
 	size_t		blob_len;
+	char	   *summary_extra;	/* more "key": value pairs for the summary, or NULL */
 } RnnlmTraining;
 
 extern void rnnlm_training_init(RnnlmTraining *t, const char *name,
@@ -182,10 +185,15 @@ extern void rnnlm_training_init(RnnlmTraining *t, const char *name,
 extern void rnnlm_training_check_target(RnnlmTraining *t);
 extern void rnnlm_training_load_parent(RnnlmTraining *t);
 extern void rnnlm_training_read(RnnlmTraining *t, const char *query);
+extern void rnnlm_training_text_config(const RnnlmTraining *t, rl_config *cfg);
+extern void rnnlm_training_read_rows(RnnlmTraining *t, const char *query);
+extern void rnnlm_training_build_streams(RnnlmTraining *t);
+extern void rnnlm_training_create_model(RnnlmTraining *t, bool with_run);
 extern void rnnlm_training_start(RnnlmTraining *t);
 extern void rnnlm_training_run(RnnlmTraining *t);
 extern void rnnlm_training_finish(RnnlmTraining *t);
 extern char *rnnlm_training_history_json(RnnlmTraining *t);
+extern char *rnnlm_history_json(const rl_epoch_stats *h, int32 n);
 extern void rnnlm_training_store(RnnlmTraining *t);
 extern char *rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt);
 extern void rnnlm_training_free(RnnlmTraining *t);

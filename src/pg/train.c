@@ -159,8 +159,8 @@ rnnlm_training_load_parent(RnnlmTraining *t)
  * How the new model turns text into tokens: the parent's rules when
  * fine-tuning, else the Unicode rules with the options'.
  */
-static void
-text_config(const RnnlmTraining *t, rl_config *cfg)
+void
+rnnlm_training_text_config(const RnnlmTraining *t, rl_config *cfg)
 {
 	const RnnlmOptions *o = &t->opts;
 
@@ -208,19 +208,17 @@ validation_docs(double fraction, size_t ndocs)
 }
 
 /*
- * Runs the training query and turns its rows into the training and
- * validation token streams (with the parent's vocabulary when fine-tuning),
- * then the embeddings_query, if any, against that vocabulary.
+ * Runs the training query into the builder, and settles how many of its
+ * documents are held out for validation.
  */
 void
-rnnlm_training_read(RnnlmTraining *t, const char *query)
+rnnlm_training_read_rows(RnnlmTraining *t, const char *query)
 {
 	uint64		rows,
 				nonnull;
-	rl_status	st;
 	rl_config	cfg;
 
-	text_config(t, &cfg);
+	rnnlm_training_text_config(t, &cfg);
 	if (rl_builder_create(&t->env, &cfg, &t->builder) != RL_OK)
 		rnnlm_raise(&t->env, "starting training");
 	rows = rnnlm_read_text_rows(query, "training query", add_document, t, &nonnull);
@@ -233,9 +231,20 @@ rnnlm_training_read(RnnlmTraining *t, const char *query)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("the training query returned only NULL values"),
 				 errhint("NULL rows are skipped; there is no text to learn from.")));
-
 	t->ndocs = rl_builder_documents(t->builder);
 	t->nval_docs = validation_docs(t->opts.validation_fraction, t->ndocs);
+}
+
+/*
+ * Turns the builder's documents into the training and validation token
+ * streams: with the model's vocabulary when there is a model already (the
+ * parent, or the coordinator's of a federated training), else learning it.
+ */
+void
+rnnlm_training_build_streams(RnnlmTraining *t)
+{
+	rl_status	st;
+
 	if (t->model)
 		st = rl_builder_finish_vocab(t->builder, t->nval_docs, t->model->vocab,
 									 &t->train, &t->ntrain, &t->val, &t->nval);
@@ -251,18 +260,28 @@ rnnlm_training_read(RnnlmTraining *t, const char *query)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("the training data has too few tokens (%zu)", t->ntrain - 1),
 				 errhint("Rows that are empty or only punctuation contain no tokens for the word tokenizer.")));
+}
+
+/*
+ * Runs the training query and turns its rows into the training and
+ * validation token streams (with the parent's vocabulary when fine-tuning),
+ * then the embeddings_query, if any, against that vocabulary.
+ */
+void
+rnnlm_training_read(RnnlmTraining *t, const char *query)
+{
+	rnnlm_training_read_rows(t, query);
+	rnnlm_training_build_streams(t);
 	/* the embeddings_query too, while the caller's transaction is open */
 	rnnlm_pretrained_read(t);
 }
 
-/* Refuses a model or run that exceeds what may be stored or rnnlm.max_memory. */
+/* Refuses a model that exceeds what may be stored. */
 static void
-check_limits(const RnnlmTraining *t, const rl_config *cfg, const rl_vocab *vocab,
-			 const rl_train_opts *to)
+check_model_limit(const RnnlmTraining *t, const rl_config *cfg, const rl_vocab *vocab)
 {
 	size_t		nparams,
-				est,
-				need;
+				est;
 	rl_env		env = t->env;
 
 	if (rl_config_nparams(&env, cfg, &nparams) != RL_OK)
@@ -274,7 +293,14 @@ check_limits(const RnnlmTraining *t, const rl_config *cfg, const rl_vocab *vocab
 				 errmsg("rnnlm model would take %zu MB, over the 1 GB a stored model may take",
 						est >> 20),
 				 errhint("Lower hidden_size, embedding_dim, num_layers or max_vocab.")));
-	need = rl_run_memory(cfg, to);
+}
+
+/* Refuses a run that needs more than rnnlm.max_memory. */
+static void
+check_run_limit(const rl_config *cfg, const rl_train_opts *to)
+{
+	size_t		need = rl_run_memory(cfg, to);
+
 	if (need > RNNLM_MAX_MEMORY_BYTES())
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -283,31 +309,48 @@ check_limits(const RnnlmTraining *t, const rl_config *cfg, const rl_vocab *vocab
 				 errhint("Lower hidden_size, embedding_dim, num_layers, max_vocab, batch_size or seq_len, or ask a superuser to raise rnnlm.max_memory.")));
 }
 
-/* Creates the model (unless fine-tuning) and the training run. */
+/*
+ * Creates the new model from the options and t->vocab, with its initial
+ * weights (and the pretrained embeddings, if any); with_run also checks
+ * that a run of it fits in rnnlm.max_memory here.
+ */
 void
-rnnlm_training_start(RnnlmTraining *t)
+rnnlm_training_create_model(RnnlmTraining *t, bool with_run)
 {
 	rl_train_opts to;
 	rl_config	cfg;
 
 	rnnlm_core_train_opts(&t->opts, &to);
+	rnnlm_training_text_config(t, &cfg);
+	cfg.cell = t->opts.cell;
+	cfg.vocab_size = t->vocab->size;
+	cfg.embedding_dim = t->opts.embedding_dim;
+	cfg.hidden_size = t->opts.hidden_size;
+	cfg.num_layers = t->opts.num_layers;
+	check_model_limit(t, &cfg, t->vocab);
+	if (with_run)
+		check_run_limit(&cfg, &to);
+	if (rl_model_create(&t->env, &cfg, t->vocab, &t->model) != RL_OK)
+		rnnlm_raise(&t->env, "creating the model");
+	t->vocab = NULL;			/* the model's now */
+	rl_model_init_weights(t->model, (uint64_t) t->opts.seed, (float) t->opts.forget_bias);
+	rnnlm_pretrained_apply(t);
+}
+
+/* Creates the model (unless fine-tuning) and the training run. */
+void
+rnnlm_training_start(RnnlmTraining *t)
+{
+	rl_train_opts to;
+
+	rnnlm_core_train_opts(&t->opts, &to);
 	if (t->model == NULL)
-	{
-		text_config(t, &cfg);
-		cfg.cell = t->opts.cell;
-		cfg.vocab_size = t->vocab->size;
-		cfg.embedding_dim = t->opts.embedding_dim;
-		cfg.hidden_size = t->opts.hidden_size;
-		cfg.num_layers = t->opts.num_layers;
-		check_limits(t, &cfg, t->vocab, &to);
-		if (rl_model_create(&t->env, &cfg, t->vocab, &t->model) != RL_OK)
-			rnnlm_raise(&t->env, "creating the model");
-		t->vocab = NULL;		/* the model's now */
-		rl_model_init_weights(t->model, (uint64_t) t->opts.seed, (float) t->opts.forget_bias);
-		rnnlm_pretrained_apply(t);
-	}
+		rnnlm_training_create_model(t, true);
 	else
-		check_limits(t, &t->model->cfg, t->model->vocab, &to);
+	{
+		check_model_limit(t, &t->model->cfg, t->model->vocab);
+		check_run_limit(&t->model->cfg, &to);
+	}
 	if (rl_run_create(&t->env, t->model, t->train, t->ntrain, t->val, t->nval, &to,
 					  &t->run) != RL_OK)
 		rnnlm_raise(&t->env, "training");
@@ -360,21 +403,13 @@ append_exact(StringInfo s, const char *key, double v)
 		appendStringInfo(s, ", \"%s\": %.17g", key, v);
 }
 
-/*
- * The finished epochs as a JSON array (rnnlm_training_history's rows),
- * allocated in the current memory context while the run goes on.
- */
+/* Epochs as a JSON array (rnnlm_training_history's rows), in the current memory context. */
 char *
-rnnlm_training_history_json(RnnlmTraining *t)
+rnnlm_history_json(const rl_epoch_stats *h, int32 n)
 {
-	const rl_epoch_stats *h;
-	int32_t		n,
-				i;
 	StringInfoData s;
+	int32		i;
 
-	if (t->run == NULL)
-		return t->history;		/* finished */
-	h = rl_run_history(t->run, &n);
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '[');
 	for (i = 0; i < n; i++)
@@ -388,6 +423,19 @@ rnnlm_training_history_json(RnnlmTraining *t)
 	}
 	appendStringInfoChar(&s, ']');
 	return s.data;
+}
+
+/* The finished epochs of the training as JSON, while the run goes on or once finished. */
+char *
+rnnlm_training_history_json(RnnlmTraining *t)
+{
+	const rl_epoch_stats *h;
+	int32_t		n;
+
+	if (t->run == NULL)
+		return t->history;		/* finished */
+	h = rl_run_history(t->run, &n);
+	return rnnlm_history_json(h, n);
 }
 
 /* Stores the finished model under its name (callers are SPI-connected). */
@@ -451,6 +499,8 @@ rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt)
 		appendStringInfoString(&s, ", \"parent\": ");
 		escape_json(&s, t->opts.init_from);
 	}
+	if (t->summary_extra)
+		appendStringInfo(&s, ", %s", t->summary_extra);
 	appendStringInfoChar(&s, '}');
 	MemoryContextSwitchTo(old);
 	return s.data;
