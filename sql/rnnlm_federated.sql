@@ -77,6 +77,18 @@ SELECT rnnlm_train_federated('x', ARRAY['a']::name[], 'SELECT 1', '{"init_from":
 SELECT rnnlm_train_federated('fed_m', ARRAY['a']::name[], 'SELECT 1');
 SELECT rnnlm_train_federated('x', ARRAY['no_such_server']::name[], 'SELECT 1');
 SELECT rnnlm_train('x', 'SELECT body FROM fed_docs', '{"round_steps": 10}');
+-- the coordinator stores a model: not in a read-only transaction; a
+-- shard's side writes nothing (a shard may be a hot standby)
+BEGIN READ ONLY;
+SELECT rnnlm_train_federated('x', ARRAY['a']::name[], 'SELECT 1');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT count(*) > 0 AS counted
+  FROM rnnlm.federated_begin('s5', 'SELECT body FROM fed_docs', fed_opts());
+SELECT documents FROM rnnlm.federated_start('s5', rnnlm_export('fed_m'), 7);
+SELECT tokens > 0 AS trained FROM rnnlm.federated_train('s5', NULL, 0.01, 1);
+COMMIT;
+SELECT rnnlm.federated_end('s5') AS ended;
 SELECT rnnlm_train('x', 'SELECT body FROM fed_docs', '{"no_such": 1}');
 
 SELECT rnnlm_drop('fed_m');

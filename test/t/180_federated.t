@@ -174,6 +174,14 @@ is($shards[0]->safe_psql('postgres',
 		q{SELECT count(*) FROM rnnlm.models WHERE name IN ('x', 'fed_rounds')}),
 	'0', 'nothing is stored on the shards');
 
+# a role that is not a superuser needs a password in its user mapping
+$coord->safe_psql('postgres', q{
+CREATE ROLE trainer;
+GRANT USAGE ON FOREIGN SERVER shard0 TO trainer;
+CREATE USER MAPPING FOR trainer SERVER shard0 OPTIONS (user 'trainer')});
+like(error_of(q{SET ROLE trainer; SELECT rnnlm_train_federated('x', ARRAY['shard0']::name[], 'SELECT line FROM lines')}),
+	qr/2F003: password is required/, 'a role that is not a superuser needs a password in its user mapping');
+
 # a cancel (statement_timeout) on the coordinator cancels the shards' work
 my $long = q{{"tokenizer": "char", "num_layers": 1, "hidden_size": 256, "embedding_dim": 64, "epochs": 1000}};
 like(error_of("SET statement_timeout = '3s'; SELECT rnnlm_train_federated('long', $servers, 'SELECT line FROM lines', '$long')"),
