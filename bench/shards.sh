@@ -11,7 +11,11 @@
 # rows, and the mean (grouped by the partition key on the shards).  The
 # shards share this machine's CPUs with each other and the coordinator, so
 # the ratio shows what pushing the work down costs or gains here, not what
-# two machines would give.  Prints a Markdown table and the machine.
+# two machines would give.  Then it trains a char GRU for one epoch over
+# the same rows twice, with rnnlm_train on the local table and with
+# rnnlm_train_federated over the two shards (the text staying there), and
+# prints the seconds and validation losses of both.  Prints Markdown
+# tables and the machine.
 #
 #   bash bench/shards.sh
 #
@@ -83,7 +87,7 @@ inner() {
     "SELECT count(*) FROM local_t WHERE rnnlm_perplexity('shm', body) > 8"
     "SELECT id FROM local_t ORDER BY rnnlm_perplexity('shm', body) DESC, id LIMIT 10"
     "SELECT avg(rnnlm_perplexity('shm', body)) FROM local_t")
-  export PGOPTIONS="-c enable_partitionwise_aggregate=on -c max_parallel_workers_per_gather=0"
+  export PGOPTIONS="-c enable_partitionwise_aggregate=on -c max_parallel_workers_per_gather=0 -c client_min_messages=warning"
   echo "Scoring $rows rows of tinyshakespeare.txt with a char GRU (hidden 128): two shards through postgres_fdw against one local table, all three clusters on this machine, best of 3"
   echo
   echo "| query | one local table (s) | two shards (s) | local / sharded |"
@@ -96,6 +100,19 @@ inner() {
     b=$(best_of_3 "${sharded[$k]}")
     printf '| %s | %s | %s | %.2f |\n' "${names[$k]}" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')"
   done
+  echo
+  # training: one epoch in one place, and federated over the shards
+  local opts='{"tokenizer": "char", "cell": "gru", "epochs": 1, "hidden_size": 128, "embedding_dim": 32, "num_layers": 1, "seed": 3}'
+  local fields="round((j->>'seconds')::numeric, 2) || ' | ' || round((j->>'tokens_per_second')::numeric) || ' | ' || round((j->>'val_loss')::numeric, 3)"
+  local central fed
+  central=$(psql -XAtq -v ON_ERROR_STOP=1 -c "SELECT $fields FROM (SELECT rnnlm_train('shc', 'SELECT body FROM local_t ORDER BY id', '$opts') AS j) AS x")
+  fed=$(psql -XAtq -v ON_ERROR_STOP=1 -c "SELECT $fields FROM (SELECT rnnlm_train_federated('shf', ARRAY['shard1', 'shard2'], 'SELECT body FROM shard_rows ORDER BY id', '$opts') AS j) AS x")
+  echo "Training the same char GRU for one epoch over the $rows rows: rnnlm_train on the local table, rnnlm_train_federated over the two shards"
+  echo
+  echo "| training | seconds | tokens/s | validation loss (nats/char) |"
+  echo "| --- | ---: | ---: | ---: |"
+  echo "| rnnlm_train, one table | $central |"
+  echo "| rnnlm_train_federated, two shards | $fed |"
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs; rnnlm.threads 1, no parallel workers; load before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "Reproduce: bash bench/shards.sh"

@@ -363,10 +363,16 @@ fed_round(Federation *f, int64 *tokens, double *loss)
 			continue;
 		res = rnnlm_remote_result(s->conn, s->server);
 		n = rnnlm_remote_int8(res, 0, 1);
-		if (n > 0)
-			add_weights(f, s, res, n);
-		*loss += rnnlm_remote_float8(res, 0, 2);
 		s->epoch_done = rnnlm_remote_bool(res, 0, 3);
+		if (n <= 0)
+		{
+			PQclear(res);
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("server \"%s\" trained no tokens in a round", s->server)));
+		}
+		add_weights(f, s, res, n);
+		*loss += rnnlm_remote_float8(res, 0, 2);
 		PQclear(res);
 		*tokens += n;
 		total += (double) n;
