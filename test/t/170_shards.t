@@ -101,6 +101,15 @@ is(coord($where),
 	coord("SELECT count(*) FROM local_t WHERE rnnlm_perplexity('tickets', body) > 8"),
 	'WHERE: the same count as scoring the local copy');
 
+# the shards run at once (async_capable) when their scans sit right under
+# the Append; partitionwise aggregation of a plain count puts a partial
+# aggregate above each, and then they run one after the other
+like($coord->safe_psql('postgres', "EXPLAIN (VERBOSE, COSTS OFF) $where"),
+	qr/Async Foreign Scan.*Async Foreign Scan/s,
+	'WHERE: without partitionwise aggregation both shards scan asynchronously');
+unlike(plan_of($where), qr/Async Foreign Scan/,
+	'and with it, neither does (the README says to set it for grouped queries only)');
+
 # ORDER BY ... LIMIT
 my $top = "SELECT id FROM t ORDER BY rnnlm_perplexity_at('$ref', body) DESC, id LIMIT 10";
 like(plan_of($top), qr/Remote SQL: .*ORDER BY .*rnnlm_perplexity_at\(/,
