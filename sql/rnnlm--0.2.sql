@@ -301,6 +301,26 @@ CREATE POLICY model_version_change ON rnnlm.model_version FOR ALL
                           AND rnnlm.is_owner(m.owner)));
 GRANT SELECT, INSERT, UPDATE, DELETE ON rnnlm.model_version TO PUBLIC;
 
+-- An older version never changes: only its pin may; its SHA-256 is always
+-- that of its weights.
+CREATE FUNCTION rnnlm.model_version_frozen() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        NEW.sha256 := pg_catalog.sha256(NEW.weights);
+    ELSIF (NEW.version, NEW.sha256, NEW.parameters, NEW.train_loss, NEW.val_loss, NEW.created_at, NEW.weights)
+          IS DISTINCT FROM
+          (OLD.version, OLD.sha256, OLD.parameters, OLD.train_loss, OLD.val_loss, OLD.created_at, OLD.weights) THEN
+        RAISE EXCEPTION 'version % of rnnlm model "%" cannot be changed', OLD.version, OLD.name
+            USING ERRCODE = '55000',
+                  HINT = 'Versions are immutable: rnnlm_pin_version() pins one, rnnlm_drop_version() drops one.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER model_version_frozen BEFORE INSERT OR UPDATE ON rnnlm.model_version
+    FOR EACH ROW EXECUTE FUNCTION rnnlm.model_version_frozen();
+
 CREATE VIEW rnnlm.model_versions WITH (security_barrier, security_invoker = true) AS
 SELECT name, version, pg_catalog.encode(sha256, 'hex') AS sha256, true AS current, false AS pinned,
        parameters, pg_catalog.octet_length(weights)::bigint AS size_bytes, train_loss, val_loss, created_at

@@ -85,6 +85,17 @@ SELECT rnnlm_drop_version('ver_a', 1);
 SELECT rnnlm_pin_version('ver_a', 1);
 UPDATE rnnlm.model_version SET pinned = true WHERE name = 'ver_a';
 SELECT count(*) FILTER (WHERE pinned) AS pinned_by_bob FROM rnnlm.model_versions WHERE name = 'ver_a';
+-- even its owner cannot change an older version, only pin it; a version
+-- written by hand gets the SHA-256 of its weights
+SET ROLE regress_rnnver_alice;
+UPDATE rnnlm.model_version SET weights = weights || '\x00'::bytea WHERE name = 'ver_a';
+UPDATE rnnlm.model_version SET sha256 = '\x00'::bytea WHERE name = 'ver_a';
+UPDATE rnnlm.model_version SET pinned = true WHERE name = 'ver_a';
+INSERT INTO rnnlm.model_version (name, version, sha256, parameters, created_at, weights)
+SELECT name, 7, '\x00'::bytea, parameters, created_at, weights FROM rnnlm.model_version WHERE name = 'ver_a';
+SELECT version, pinned, sha256 = (SELECT sha256 FROM rnnlm.model_versions WHERE name = 'ver_a' AND version = 1)
+         AS same_hash_as_its_weights
+  FROM rnnlm.model_versions WHERE name = 'ver_a' AND NOT current ORDER BY version;
 RESET ROLE;
 SELECT rnnlm_drop('ver_a');
 DROP ROLE regress_rnnver_alice;
