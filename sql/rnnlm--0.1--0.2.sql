@@ -394,12 +394,13 @@ COMMENT ON FUNCTION rnnlm_train_federated(text, name[], text, jsonb) IS
 -- A shard's side of rnnlm_train_federated, which calls these through each
 -- server's user mapping (in the schema rnnlm, whatever the search_path);
 -- a session lives in one connection.
-CREATE FUNCTION rnnlm.federated_begin(session text, training_query text, options jsonb)
+CREATE FUNCTION rnnlm.federated_begin(session text, training_query text, options jsonb,
+                                      parent bytea DEFAULT NULL)
 RETURNS TABLE(unit bytea, count bigint)
 AS 'MODULE_PATHNAME', 'rnnlm_federated_begin'
 LANGUAGE C VOLATILE ROWS 10000;
-COMMENT ON FUNCTION rnnlm.federated_begin(text, text, jsonb) IS
-    'federated training, on a shard: read the rows and return the counts of their training units';
+COMMENT ON FUNCTION rnnlm.federated_begin(text, text, jsonb, bytea) IS
+    'federated training, on a shard: read the rows and return the counts of their training units (none when fine-tuning parent)';
 
 CREATE FUNCTION rnnlm.federated_start(session text, model bytea, seed bigint,
                                       OUT documents bigint, OUT validation_documents bigint,

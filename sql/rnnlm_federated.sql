@@ -60,6 +60,14 @@ SELECT count(*) > 0 AS counted
 SELECT * FROM rnnlm.federated_start('s3', '\x524e4e4c4d'::bytea, 7);
 SELECT * FROM rnnlm.federated_train('s3', NULL, 0.01, 1);
 SELECT rnnlm.federated_end('s3') AS ended, rnnlm.federated_end('s3') AS again;
+-- fine-tuning: begin gets the parent (its text rules, its vocabulary) and
+-- returns no counts; start then takes the coordinator's copy of it
+SELECT count(*) AS counts
+  FROM rnnlm.federated_begin('s6', 'SELECT body FROM fed_docs', fed_opts('{"tokenizer": "char"}'), rnnlm_export('fed_m'));
+SELECT documents, steps FROM rnnlm.federated_start('s6', rnnlm_export('fed_m'), 7);
+SELECT round(val_loss::numeric, 6) = round(((:'summary'::jsonb)->>'val_loss')::numeric, 6) AS parent_weights
+  FROM rnnlm.federated_evaluate('s6', NULL);
+SELECT rnnlm.federated_end('s6') AS ended;
 -- the training query's errors are rnnlm_train's
 SELECT * FROM rnnlm.federated_begin('s4', 'SELECT body FROM fed_docs WHERE false', fed_opts());
 SELECT * FROM rnnlm.federated_begin('s4', 'DELETE FROM fed_docs RETURNING body', fed_opts());
@@ -73,7 +81,7 @@ SELECT rnnlm_train_federated('x', ARRAY['a', NULL]::name[], 'SELECT 1');
 SELECT rnnlm_train_federated('x', ARRAY['a', 'a']::name[], 'SELECT 1');
 SELECT rnnlm_train_federated('x', ARRAY['a']::name[], NULL);
 SELECT rnnlm_train_federated('x', ARRAY['a']::name[], 'SELECT 1', '{"round_steps": -1}');
-SELECT rnnlm_train_federated('x', ARRAY['a']::name[], 'SELECT 1', '{"init_from": "fed_m"}');
+SELECT rnnlm_train_federated('x', ARRAY['a']::name[], 'SELECT 1', '{"init_from": "no_such_model"}');
 SELECT rnnlm_train_federated('fed_m', ARRAY['a']::name[], 'SELECT 1');
 SELECT rnnlm_train_federated('x', ARRAY['no_such_server']::name[], 'SELECT 1');
 SELECT rnnlm_train('x', 'SELECT body FROM fed_docs', '{"round_steps": 10}');

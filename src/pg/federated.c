@@ -8,9 +8,11 @@
  * mapping) and, on all of them at once:
  *   1. begin: each shard reads its rows and returns the counts of its
  *      training units; the coordinator sums them (in the servers' order)
- *      and learns the vocabulary as one training would from all the rows;
- *   2. start: the coordinator creates the model (the seed's weights) and
- *      sends it; each shard makes its token streams and a run;
+ *      and learns the vocabulary as one training would from all the rows
+ *      (with init_from, the parent goes instead, for its text rules and
+ *      vocabulary);
+ *   2. start: the coordinator creates the model (the seed's weights, or
+ *      the parent's) and sends it; each shard makes its token streams and a run;
  *   3. every round, each shard trains round_steps chunks (or an epoch)
  *      from the same weights on its own rows and returns its weights; the
  *      coordinator averages them weighted by the tokens each trained.  An
@@ -44,7 +46,7 @@ PG_FUNCTION_INFO_V1(rnnlm_train_federated);
 #define SHARD_MIN_VERSION "0.2"
 
 /* Options the coordinator keeps to itself; the shards get the others. */
-#define COORDINATOR_ONLY_OPTIONS "'{embeddings_query,round_steps,replace,keep_versions}'::text[]"
+#define COORDINATOR_ONLY_OPTIONS "'{embeddings_query,init_from,round_steps,replace,keep_versions}'::text[]"
 
 /* One shard of the training. */
 typedef struct FedShard
@@ -117,17 +119,6 @@ servers_arg(FunctionCallInfo fcinfo, Federation *f)
 	}
 }
 
-/* Refuses the options federated training does not take. */
-static void
-check_options(const RnnlmOptions *o)
-{
-	if (o->init_from)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("rnnlm option \"init_from\" is not supported by rnnlm_train_federated"),
-				 errhint("Fine-tune the federated model with rnnlm_train() where its data is.")));
-}
-
 /* Opens the connections and checks each shard's rnnlm. */
 static void
 fed_connect(Federation *f)
@@ -156,13 +147,37 @@ fed_disconnect(Federation *f)
 	}
 }
 
-/* Sends begin to every shard and learns the vocabulary from their summed unit counts. */
+/* The model's file, for the shards: serialised into *len bytes. */
+static uint8_t *
+model_file(Federation *f, size_t *len)
+{
+	uint8_t    *file;
+
+	if (rl_model_serialize(&f->t.env, f->t.model, &file, len) != RL_OK)
+		rnnlm_raise(&f->t.env, "serializing the model");
+	if (*len > (size_t) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("rnnlm model of %zu MB is too large to send to a shard", *len >> 20)));
+	return file;
+}
+
+/*
+ * Sends begin to every shard (with the parent when fine-tuning) and,
+ * unless fine-tuning, learns the vocabulary from their summed unit counts.
+ */
 static void
-fed_vocabulary(Federation *f, const char *query)
+fed_begin(Federation *f, const char *query)
 {
 	static const char *sql =
-	"SELECT unit, count FROM rnnlm.federated_begin($1, $2, $3::jsonb OPERATOR(pg_catalog.-) " COORDINATOR_ONLY_OPTIONS ")";
-	const char *params[3] = {f->session, query, f->options};
+	"SELECT unit, count FROM rnnlm.federated_begin($1, $2, $3::jsonb OPERATOR(pg_catalog.-) "
+	COORDINATOR_ONLY_OPTIONS ", $4)";
+	size_t		len = 0;
+	uint8_t    *parent = f->t.model ? model_file(f, &len) : NULL;
+	const char *params[4] = {f->session, query, f->options, (const char *) parent};
+	int			lengths[4] = {0, 0, 0, (int) len};
+	int			formats[4] = {0, 0, 0, 1};
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
 	rl_env	   *env = &f->t.env;
 	rl_unit_tally *tally;
 	const rl_unit_count *units;
@@ -170,8 +185,10 @@ fed_vocabulary(Federation *f, const char *query)
 	int			i;
 
 	for (i = 0; i < f->nshards; i++)
-		rnnlm_remote_send(f->shards[i].conn, f->shards[i].server, sql, 3, NULL, params,
-						  NULL, NULL, 1);
+		rnnlm_remote_send(f->shards[i].conn, f->shards[i].server, sql, 4, types, params,
+						  lengths, formats, 1);
+	if (parent)
+		rl_free(env, parent);
 	if (rl_unit_tally_create(env, &tally) != RL_OK)
 		rnnlm_raise(env, "counting the training units");
 	for (i = 0; i < f->nshards; i++)
@@ -199,11 +216,14 @@ fed_vocabulary(Federation *f, const char *query)
 		}
 		PQclear(res);
 	}
-	units = rl_unit_tally_units(tally, &n);
-	if (rl_tokenizer((rl_tokenizer_kind) f->t.opts.tokenizer)->learn(env, units, n,
-																	  f->t.opts.max_vocab,
-																	  &f->t.vocab) != RL_OK)
-		rnnlm_raise(env, "building the vocabulary");
+	if (f->t.model == NULL)
+	{
+		units = rl_unit_tally_units(tally, &n);
+		if (rl_tokenizer((rl_tokenizer_kind) f->t.opts.tokenizer)->learn(env, units, n,
+																		  f->t.opts.max_vocab,
+																		  &f->t.vocab) != RL_OK)
+			rnnlm_raise(env, "building the vocabulary");
+	}
 	rl_unit_tally_free(tally);
 }
 
@@ -214,14 +234,20 @@ coordinator_memory(size_t P)
 	return P * (sizeof(double) + 2 * sizeof(float));
 }
 
-/* Creates the model, with the buffers of averaging, checked against rnnlm.max_memory. */
+/*
+ * Creates the model (unless fine-tuning: the parent's), with the buffers of
+ * averaging, checked against rnnlm.max_memory.
+ */
 static void
 fed_create_model(Federation *f)
 {
 	size_t		need;
 
-	rnnlm_pretrained_read(&f->t);
-	rnnlm_training_create_model(&f->t, false);
+	if (f->t.model == NULL)
+	{
+		rnnlm_pretrained_read(&f->t);
+		rnnlm_training_create_model(&f->t, false);
+	}
 	f->P = f->t.model->nparams;
 	need = coordinator_memory(f->P);
 	if (need > RNNLM_MAX_MEMORY_BYTES())
@@ -242,16 +268,10 @@ fed_start(Federation *f)
 {
 	static const char *sql =
 	"SELECT documents, validation_documents, steps FROM rnnlm.federated_start($1, $2, $3)";
-	uint8_t    *file;
 	size_t		len;
+	uint8_t    *file = model_file(f, &len);
 	int			i;
 
-	if (rl_model_serialize(&f->t.env, f->t.model, &file, &len) != RL_OK)
-		rnnlm_raise(&f->t.env, "serializing the model");
-	if (len > (size_t) PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("rnnlm model of %zu MB is too large to send to a shard", len >> 20)));
 	for (i = 0; i < f->nshards; i++)
 	{
 		char	   *seed = psprintf(INT64_FORMAT, f->t.opts.seed + i);
@@ -534,7 +554,7 @@ static void
 fed_train(Federation *f, const char *query)
 {
 	fed_connect(f);
-	fed_vocabulary(f, query);
+	fed_begin(f, query);
 	fed_create_model(f);
 	fed_start(f);
 	while (f->nhist < f->t.opts.epochs && !f->rules.stopped)
@@ -559,7 +579,6 @@ rnnlm_train_federated(PG_FUNCTION_ARGS)
 	memset(&f, 0, sizeof(f));
 	servers_arg(fcinfo, &f);
 	rnnlm_parse_federated_options(jopts, &opts);
-	check_options(&opts);
 	f.options = jopts ? JsonbToCString(NULL, &jopts->root, VARSIZE(jopts)) : pstrdup("{}");
 	snprintf(f.session, sizeof(f.session), "%d.%lld", MyProcPid, (long long) GetCurrentTimestamp());
 	rnnlm_prepare_compute();
@@ -567,6 +586,7 @@ rnnlm_train_federated(PG_FUNCTION_ARGS)
 	SPI_connect();
 	rnnlm_training_init(&f.t, name, &opts, CurrentMemoryContext, true);
 	rnnlm_training_check_target(&f.t);
+	rnnlm_training_load_parent(&f.t);
 	PG_TRY();
 	{
 		fed_train(&f, query);

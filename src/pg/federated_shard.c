@@ -4,10 +4,11 @@
  *		rnnlm_train_federated (federated.c) calls on every shard through
  *		libpq, one session of them per coordinator connection.
  *
- *   rnnlm.federated_begin(session, training_query, options)
+ *   rnnlm.federated_begin(session, training_query, options, parent)
  *       reads this shard's rows, holds out its validation documents and
  *       returns the counts of its training units (words, characters, bpe
- *       pieces): the only thing about the text that leaves the shard;
+ *       pieces): the only thing about the text that leaves the shard; with
+ *       the model fine-tuned from (parent), its text rules and no counts;
  *   rnnlm.federated_start(session, model, seed)
  *       takes the coordinator's new model (vocabulary and initial weights),
  *       turns the rows into token streams and creates the run;
@@ -159,7 +160,23 @@ result_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
-/* rnnlm.federated_begin(session, training_query, options): reads the rows, returns unit counts. */
+/* A model file argument as a model in the session's memory. */
+static rl_model *
+model_arg(ShardSession *s, bytea *file, const char *what)
+{
+	rl_model   *m;
+
+	if (rl_model_deserialize(&s->t.env, (const uint8_t *) VARDATA_ANY(file),
+							 VARSIZE_ANY_EXHDR(file), &m) != RL_OK)
+		rnnlm_raise(&s->t.env, what);
+	return m;
+}
+
+/*
+ * rnnlm.federated_begin(session, training_query, options, parent): reads the
+ * rows, returns unit counts (none when fine-tuning parent, whose text rules
+ * and vocabulary are the model's).
+ */
 Datum
 rnnlm_federated_begin(PG_FUNCTION_ARGS)
 {
@@ -187,12 +204,19 @@ rnnlm_federated_begin(PG_FUNCTION_ARGS)
 	rnnlm_prepare_compute();
 
 	rnnlm_training_init(&s->t, "federated", &opts, cxt, false);
+	if (!PG_ARGISNULL(3))
+		s->t.model = model_arg(s, PG_GETARG_BYTEA_PP(3), "loading the model to fine-tune from");
 	SPI_connect();
 	rnnlm_training_read_rows(&s->t, query);
 	SPI_finish();
+	InitMaterializedSRF(fcinfo, 0);
+	if (s->t.model)
+	{
+		session_leave(s);
+		return (Datum) 0;		/* the vocabulary is the parent's */
+	}
 	if (rl_builder_unit_counts(s->t.builder, s->t.nval_docs, &units, &n) != RL_OK)
 		rnnlm_raise(&s->t.env, "counting the training units");
-	InitMaterializedSRF(fcinfo, 0);
 	for (k = 0; k < n; k++)
 	{
 		Datum		values[2];
@@ -242,7 +266,6 @@ rnnlm_federated_start(PG_FUNCTION_ARGS)
 {
 	ShardSession *s;
 	RnnlmTraining *t;
-	bytea	   *file;
 	rl_model   *m;
 	rl_run_progress p;
 	Datum		values[3];
@@ -254,16 +277,15 @@ rnnlm_federated_start(PG_FUNCTION_ARGS)
 				 errmsg("model and seed must not be NULL")));
 	s = session_get(fcinfo);
 	t = &s->t;
-	if (t->model != NULL)
+	if (t->run != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("federated training session \"%s\" has started already", s->id)));
 	session_work(s);
-	file = PG_GETARG_BYTEA_PP(1);
-	if (rl_model_deserialize(&t->env, (const uint8_t *) VARDATA_ANY(file),
-							 VARSIZE_ANY_EXHDR(file), &m) != RL_OK)
-		rnnlm_raise(&t->env, "loading the coordinator's model");
+	m = model_arg(s, PG_GETARG_BYTEA_PP(1), "loading the coordinator's model");
 	check_same_rules(s, m);
+	if (t->model)
+		rl_model_free(&t->env, t->model);	/* the parent: m starts from its weights */
 	t->model = m;
 	rnnlm_training_build_streams(t);
 	/* the coordinator validates: the run trains only, as long as it is asked */

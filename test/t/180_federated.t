@@ -140,6 +140,15 @@ is($shards[0]->safe_psql('postgres', q{SELECT sha256 FROM rnnlm.models WHERE nam
 	$coord->safe_psql('postgres', q{SELECT sha256 FROM rnnlm.models WHERE name = 'fed'}),
 	'with the same SHA-256');
 
+# fine-tuning federated from the federated model: its vocabulary and
+# weights, two more epochs at a lower rate
+my $ft = train("SELECT rnnlm_train_federated('fed_ft', $servers, 'SELECT line FROM lines ORDER BY id', "
+	  . q{'{"init_from": "fed", "epochs": 2, "learning_rate": 0.002, "batch_size": 16, "seq_len": 32, "seed": 5}')});
+is($ft->{parent}, 'fed', 'init_from: the federated fine-tune names its parent');
+is($ft->{vocab_size}, $fed->{vocab_size}, 'and keeps its vocabulary');
+cmp_ok($ft->{val_loss}, '<', $fed->{val_loss} + 0.02,
+	sprintf('and starts from its weights (validation loss %.4f after two epochs, %.4f before)', $ft->{val_loss}, $fed->{val_loss}));
+
 # rounds of a few steps: more rounds than epochs, and the options say so
 my $small = q{{"tokenizer": "char", "num_layers": 1, "hidden_size": 16, "embedding_dim": 8,
                "epochs": 2, "round_steps": 5, "seed": 1}};
@@ -164,8 +173,9 @@ like(error_of(q{SELECT rnnlm_train_federated('x', ARRAY[]::name[], 'SELECT line 
 	qr/22023: servers must name at least one foreign server/, 'so is no server');
 like(error_of(q{SELECT rnnlm_train_federated('x', ARRAY['nowhere']::name[], 'SELECT line FROM lines')}),
 	qr/server "nowhere" does not exist/, 'and an unknown one');
-like(error_of("SELECT rnnlm_train_federated('x', $servers, 'SELECT line FROM lines', '{\"init_from\": \"fed\"}')"),
-	qr/0A000: rnnlm option "init_from" is not supported by rnnlm_train_federated/, 'init_from is refused');
+like(error_of("SELECT rnnlm_train_federated('x', $servers, 'SELECT line FROM lines', '{\"init_from\": \"fed\", \"hidden_size\": 8}')"),
+	qr/22023: rnnlm option "hidden_size" does not match the model "fed" to fine-tune from/,
+	'init_from takes the parent\'s architecture, as in rnnlm_train');
 like(error_of("SELECT rnnlm_train_federated('fed', $servers, 'SELECT line FROM lines')"),
 	qr/42710: rnnlm model "fed" already exists/, 'an existing name needs replace');
 like(error_of(q{SELECT rnnlm_train('x', 'SELECT line FROM all_lines', '{"round_steps": 3}')}),
