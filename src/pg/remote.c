@@ -142,6 +142,7 @@ rnnlm_remote_result(PGconn *conn, const char *server)
 {
 	PGresult   *volatile last = NULL;
 
+	CHECK_FOR_INTERRUPTS();		/* even when the result is there already */
 	PG_TRY();
 	{
 		for (;;)
