@@ -157,6 +157,26 @@ cmp_ok($r->{rounds}, '>', 2 * $r->{epochs_run}, "round_steps 5: $r->{rounds} rou
 is($coord->safe_psql('postgres', q{SELECT options->>'round_steps' FROM rnnlm.models WHERE name = 'fed_rounds'}),
 	'5', 'round_steps is recorded with the model');
 
+# the other tokenizers: bpe merges and a capped word vocabulary learned
+# from the summed counts; no validation rows anywhere
+for my $tok (['bpe', 300, 0.1], ['word', 500, 0])
+{
+	my ($name, $max, $vf) = @$tok;
+	my $o = qq{{"tokenizer": "$name", "max_vocab": $max, "validation_fraction": $vf, "num_layers": 1,
+	            "hidden_size": 16, "embedding_dim": 8, "epochs": 1, "seed": 2}};
+	my $c = train("SELECT rnnlm_train('c_$name', 'SELECT line FROM all_lines ORDER BY id % 2, id', '$o')");
+	my $f = train("SELECT rnnlm_train_federated('f_$name', $servers, 'SELECT line FROM lines ORDER BY id', '$o')");
+	is($f->{vocab_size}, $c->{vocab_size}, "$name: the federated vocabulary has the central one's size ($f->{vocab_size})");
+	if ($vf > 0)
+	{
+		cmp_ok($f->{val_loss}, '<', $c->{val_loss} + 0.5, "$name: and it learns as the central model does");
+	}
+	else
+	{
+		ok(!defined $f->{val_loss} && !defined $f->{best_epoch}, "$name: without validation rows there is no validation loss");
+	}
+}
+
 # errors
 sub error_of
 {
