@@ -149,7 +149,8 @@ CREATE TABLE rnnlm.job (
     history         jsonb NOT NULL DEFAULT '[]',
     checkpoint      bytea,
     checkpointed_at timestamptz,
-    resumes         integer NOT NULL DEFAULT 0
+    resumes         integer NOT NULL DEFAULT 0,
+    servers         name[]          -- a federated training's; NULL for rnnlm_train_async
 );
 ALTER TABLE rnnlm.job ALTER COLUMN checkpoint SET STORAGE EXTERNAL;
 
@@ -199,7 +200,7 @@ SELECT id, model, owner,
        epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
        started_at, updated_at, eta, error, summary,
        submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
-       training_query, options
+       training_query, options, servers
   FROM rnnlm.job;
 GRANT SELECT ON rnnlm.jobs TO PUBLIC;
 COMMENT ON VIEW rnnlm.jobs IS 'the rnnlm training jobs of the current role';
@@ -390,6 +391,14 @@ AS 'MODULE_PATHNAME', 'rnnlm_train_federated'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION rnnlm_train_federated(text, name[], text, jsonb) IS
     'train a model over the rows of a query on several postgres_fdw servers by federated averaging; the text stays on each server';
+
+CREATE FUNCTION rnnlm_train_federated_async(model_name text, servers name[], training_query text,
+                                            options jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rnnlm_train_federated_async'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_train_federated_async(text, name[], text, jsonb) IS
+    'start rnnlm_train_federated as a background job; returns the job id (see rnnlm.jobs, rnnlm_wait)';
 
 -- A shard's side of rnnlm_train_federated, which calls these through each
 -- server's user mapping (in the schema rnnlm, whatever the search_path);

@@ -60,8 +60,8 @@ typedef struct FedShard
 	bool		current;		/* holds the latest average */
 } FedShard;
 
-/* The coordinator's state. */
-typedef struct Federation
+/* The coordinator's state (RnnlmFederation in rnnlm_pg.h). */
+struct RnnlmFederation
 {
 	RnnlmTraining t;			/* the model, options, result and history */
 	char		session[NAMEDATALEN];
@@ -77,46 +77,74 @@ typedef struct Federation
 	rl_epoch_stats *hist;
 	int32		nhist;
 	int64		rounds;
+	int64		epoch_rounds;	/* of the last epoch */
 	double		val_tokens;		/* of the last validation */
-} Federation;
+	const char *query;
+};
 
-/* The servers argument: distinct, non-NULL names, at least one. */
-static void
-servers_arg(FunctionCallInfo fcinfo, Federation *f)
+typedef struct RnnlmFederation Federation;
+
+/*
+ * The servers of a name[] array (NULL: an error): distinct, non-NULL
+ * names, at least one; *n receives how many.
+ */
+char	  **
+rnnlm_federated_servers(ArrayType *arr, int *n)
 {
-	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
-	int			n,
-				i,
+	char	  **names;
+	int			i,
 				j;
 
-	if (PG_ARGISNULL(1))
+	if (arr == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("servers must not be NULL")));
-	arr = PG_GETARG_ARRAYTYPE_P(1);
-	deconstruct_array(arr, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
-	if (n == 0)
+	deconstruct_array(arr, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, n);
+	if (*n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("servers must name at least one foreign server")));
-	f->shards = palloc0(sizeof(FedShard) * n);
-	f->nshards = n;
-	for (i = 0; i < n; i++)
+	names = palloc(sizeof(char *) * *n);
+	for (i = 0; i < *n; i++)
 	{
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("servers must not contain NULL")));
-		f->shards[i].server = pstrdup(NameStr(*DatumGetName(elems[i])));
+		names[i] = pstrdup(NameStr(*DatumGetName(elems[i])));
 		for (j = 0; j < i; j++)
-			if (strcmp(f->shards[j].server, f->shards[i].server) == 0)
+			if (strcmp(names[j], names[i]) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("server \"%s\" is named twice", f->shards[i].server),
+						 errmsg("server \"%s\" is named twice", names[i]),
 						 errhint("Each shard's rows would be trained on twice.")));
 	}
+	return names;
+}
+
+/*
+ * A federated training of the model name over the servers, with parsed
+ * options and the caller's jsonb (NULL: none); everything in cxt.
+ */
+RnnlmFederation *
+rnnlm_federation_create(const char *name, char **servers, int nservers,
+						const RnnlmOptions *opts, Jsonb *jopts, MemoryContext cxt, bool notices)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Federation *f = palloc0(sizeof(Federation));
+	int			i;
+
+	f->shards = palloc0(sizeof(FedShard) * nservers);
+	f->nshards = nservers;
+	for (i = 0; i < nservers; i++)
+		f->shards[i].server = pstrdup(servers[i]);
+	f->options = jopts ? JsonbToCString(NULL, &jopts->root, VARSIZE(jopts)) : pstrdup("{}");
+	snprintf(f->session, sizeof(f->session), "%d.%lld", MyProcPid, (long long) GetCurrentTimestamp());
+	rnnlm_training_init(&f->t, pstrdup(name), opts, cxt, notices);
+	MemoryContextSwitchTo(old);
+	return f;
 }
 
 /* Opens the connections and checks each shard's rnnlm. */
@@ -457,6 +485,7 @@ fed_epoch(Federation *f)
 	rl_epoch_stats es;
 	int			i;
 	bool		more = true;
+	int64		rounds0 = f->rounds;
 
 	for (i = 0; i < f->nshards; i++)
 		f->shards[i].epoch_done = false;
@@ -477,10 +506,18 @@ fed_epoch(Federation *f)
 	es.tokens_per_second = es.seconds > 0 ? (double) tokens / es.seconds : 0;
 	if (f->nhist == 0)
 		f->t.res.train_tokens = (size_t) tokens;
-	f->hist = f->nhist == 0 ? palloc(sizeof(rl_epoch_stats) * f->t.opts.epochs) : f->hist;
+	if (f->hist == NULL)
+		f->hist = MemoryContextAlloc(f->t.cxt, sizeof(rl_epoch_stats) * f->t.opts.epochs);
 	f->hist[f->nhist++] = es;
+	f->epoch_rounds = f->rounds - rounds0;
 	if (rl_epoch_rules_apply(&f->rules, &f->to, es.epoch, es.val_loss))
 		memcpy(f->best, f->t.model->params, f->P * sizeof(float));
+	{
+		MemoryContext old = MemoryContextSwitchTo(f->t.cxt);
+
+		f->t.history = rnnlm_history_json(f->hist, f->nhist);
+		MemoryContextSwitchTo(old);
+	}
 	if (f->t.env.epoch_done)
 		f->t.env.epoch_done(f->t.env.ud, &es);
 }
@@ -510,7 +547,6 @@ fed_finish(Federation *f)
 	res->val_tokens = (size_t) f->val_tokens;
 	res->seconds = seconds;
 	res->tokens_per_second = seconds > 0 ? (double) res->train_tokens * f->nhist / seconds : 0;
-	f->t.history = rnnlm_history_json(f->hist, f->nhist);
 	if (rl_model_serialize(&f->t.env, f->t.model, &f->t.blob, &f->t.blob_len) != RL_OK)
 		rnnlm_raise(&f->t.env, "serializing the model");
 }
@@ -549,18 +585,74 @@ shards_json(const Federation *f)
 	return s.data;
 }
 
-/* Everything between the arguments and the summary, connections open. */
-static void
-fed_train(Federation *f, const char *query)
+/*
+ * Checks the target name, loads the parent, connects and starts every
+ * shard: the rows read there, the vocabulary, the model sent.  The caller
+ * is SPI-connected in a transaction; the connections outlive it.
+ */
+void
+rnnlm_federation_prepare(RnnlmFederation *f, const char *query)
 {
+	rnnlm_training_check_target(&f->t);
+	rnnlm_training_load_parent(&f->t);
 	fed_connect(f);
 	fed_begin(f, query);
 	fed_create_model(f);
 	fed_start(f);
-	while (f->nhist < f->t.opts.epochs && !f->rules.stopped)
-		fed_epoch(f);
+}
+
+/* Trains one epoch; false when there is none left (every epoch, or early stopping). */
+bool
+rnnlm_federation_epoch(RnnlmFederation *f)
+{
+	if (f->nhist >= f->t.opts.epochs || f->rules.stopped)
+		return false;
+	fed_epoch(f);
+	return f->nhist < f->t.opts.epochs && !f->rules.stopped;
+}
+
+/* Where the training is, after its last epoch, for a job's progress. */
+void
+rnnlm_federation_progress(const RnnlmFederation *f, rl_run_progress *p)
+{
+	double		secs = 0;
+	int32		i;
+
+	memset(p, 0, sizeof(*p));
+	p->epochs = f->t.opts.epochs;
+	p->epoch = f->nhist;
+	p->step = p->steps = (size_t) f->epoch_rounds;
+	p->train_loss = f->nhist ? f->hist[f->nhist - 1].train_loss : NAN;
+	p->val_loss = f->nhist ? f->hist[f->nhist - 1].val_loss : NAN;
+	p->learning_rate = f->rules.lr;
+	for (i = 0; i < f->nhist; i++)
+		secs += f->hist[i].seconds;
+	p->tokens_per_second = secs > 0 ? (double) f->t.res.train_tokens * f->nhist / secs : 0;
+	p->seconds_left = f->nhist ? secs / f->nhist * (f->t.opts.epochs - f->nhist) : NAN;
+}
+
+/* Ends the shards' sessions and sets the result: the kept weights, serialised. */
+void
+rnnlm_federation_finish(RnnlmFederation *f)
+{
 	fed_end(f);
 	fed_finish(f);
+	f->t.summary_extra = MemoryContextStrdup(f->t.cxt, shards_json(f));
+}
+
+/* The training behind the federation: the model, result and history to store. */
+RnnlmTraining *
+rnnlm_federation_training(RnnlmFederation *f)
+{
+	return &f->t;
+}
+
+/* Closes the connections (cancelling what runs there) and frees the training. */
+void
+rnnlm_federation_free(RnnlmFederation *f)
+{
+	fed_disconnect(f);
+	rnnlm_training_free(&f->t);
 }
 
 /* rnnlm_train_federated(model_name, servers, training_query, options): federated averaging over shards. */
@@ -572,34 +664,33 @@ rnnlm_train_federated(PG_FUNCTION_ARGS)
 	Jsonb	   *jopts = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
 	MemoryContext caller = CurrentMemoryContext;
 	RnnlmOptions opts;
-	Federation	f;
+	RnnlmFederation *volatile f;
+	char	  **servers;
+	int			nservers;
 	char	   *summary;
 
 	PreventCommandIfReadOnly("rnnlm_train_federated()");
-	memset(&f, 0, sizeof(f));
-	servers_arg(fcinfo, &f);
+	servers = rnnlm_federated_servers(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1), &nservers);
 	rnnlm_parse_federated_options(jopts, &opts);
-	f.options = jopts ? JsonbToCString(NULL, &jopts->root, VARSIZE(jopts)) : pstrdup("{}");
-	snprintf(f.session, sizeof(f.session), "%d.%lld", MyProcPid, (long long) GetCurrentTimestamp());
 	rnnlm_prepare_compute();
 
 	SPI_connect();
-	rnnlm_training_init(&f.t, name, &opts, CurrentMemoryContext, true);
-	rnnlm_training_check_target(&f.t);
-	rnnlm_training_load_parent(&f.t);
+	f = rnnlm_federation_create(name, servers, nservers, &opts, jopts, CurrentMemoryContext, true);
 	PG_TRY();
 	{
-		fed_train(&f, query);
+		rnnlm_federation_prepare(f, query);
+		while (rnnlm_federation_epoch(f))
+			;
+		rnnlm_federation_finish(f);
 	}
 	PG_FINALLY();
 	{
-		fed_disconnect(&f);
+		fed_disconnect(f);
 	}
 	PG_END_TRY();
-	f.t.summary_extra = shards_json(&f);
-	rnnlm_training_store(&f.t);
-	summary = rnnlm_training_summary(&f.t, caller);
-	rnnlm_training_free(&f.t);
+	rnnlm_training_store(&f->t);
+	summary = rnnlm_training_summary(&f->t, caller);
+	rnnlm_federation_free(f);
 	SPI_finish();
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(summary)));
 }

@@ -1,8 +1,9 @@
 /*
  * jobs.c
- *		Training jobs: rnnlm_train_async records a job in rnnlm.job and starts
- *		a dynamic background worker that trains it; rnnlm_cancel, rnnlm_wait
- *		and rnnlm_resume; the worker itself.
+ *		Training jobs: rnnlm_train_async (and rnnlm_train_federated_async)
+ *		records a job in rnnlm.job and starts a dynamic background worker
+ *		that trains it; rnnlm_cancel, rnnlm_wait and rnnlm_resume; the
+ *		worker itself (a federated job: run_federated_job).
  *
  * The worker connects to the job's database as the job's owner (the role
  * that called rnnlm_train_async, which on PostgreSQL 15 must have LOGIN),
@@ -40,6 +41,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "foreign/foreign.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -50,6 +52,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -59,6 +62,7 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(rnnlm_train_async);
+PG_FUNCTION_INFO_V1(rnnlm_train_federated_async);
 PG_FUNCTION_INFO_V1(rnnlm_cancel);
 PG_FUNCTION_INFO_V1(rnnlm_wait);
 PG_FUNCTION_INFO_V1(rnnlm_resume);
@@ -91,6 +95,7 @@ typedef struct JobRow
 	char	   *search_path;
 	int			threads;
 	bytea	   *checkpoint;		/* or NULL */
+	ArrayType  *servers;		/* a federated training's, or NULL */
 } JobRow;
 
 /* ---------- in the calling backend ---------- */
@@ -235,28 +240,65 @@ expire_jobs(void)
 		elog(ERROR, "rnnlm: could not expire old jobs");
 }
 
-/* Inserts the job row; returns its id. */
+/* Inserts the job row (servers: a federated training's, or NULL); returns its id. */
 static int64
-insert_job(const char *name, const char *query, Jsonb *options)
+insert_job(const char *name, const char *query, Jsonb *options, ArrayType *servers)
 {
-	Oid			types[5] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID};
-	Datum		values[5];
+	Oid			types[6] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, NAMEARRAYOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', servers ? ' ' : 'n'};
 	bool		isnull;
 	int			ret;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(query);
-	values[2] = JsonbPGetDatum(options);
+	values[2] = JsonbPGetDatum(options ? options :
+							   DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))));
 	values[3] = CStringGetTextDatum(GetConfigOption("search_path", false, false));
 	values[4] = Int32GetDatum(rnnlm_threads);
-	ret = SPI_execute_with_args("INSERT INTO rnnlm.job (model, owner, training_query, options, search_path, threads) "
+	values[5] = PointerGetDatum(servers);
+	ret = SPI_execute_with_args("INSERT INTO rnnlm.job (model, owner, training_query, options, search_path, threads, servers) "
 								"VALUES ($1, (SELECT oid FROM pg_catalog.pg_roles "
 								"  WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)::pg_catalog.regrole, "
-								"  $2, $3, $4, $5) RETURNING id",
-								5, types, values, NULL, false, 0);
+								"  $2, $3, $4, $5, $6) RETURNING id",
+								6, types, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "rnnlm: could not record the job: %s", SPI_result_code_string(ret));
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Raises an ERROR when a parent named by init_from does not exist. */
+static void
+check_parent_exists(const RnnlmOptions *opts, const char *name)
+{
+	if (opts->init_from && !rnnlm_catalog_exists(opts->init_from))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rnnlm model \"%s\" does not exist", opts->init_from),
+				 errdetail("It is the init_from of model \"%s\".", name),
+				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
+}
+
+/* Records a job (its name, options and parent checked first) and starts its worker. */
+static int64
+submit_job(const char *name, const char *query, Jsonb *options, const RnnlmOptions *opts,
+		   ArrayType *servers)
+{
+	RnnlmTraining t;
+	int64		job_id;
+
+	rnnlm_check_read_only_query(query, "training query");
+	check_can_login(GetUserId());
+	SPI_connect();
+	rnnlm_training_init(&t, name, opts, CurrentMemoryContext, false);
+	rnnlm_training_check_target(&t);
+	check_parent_exists(opts, name);
+	rnnlm_training_free(&t);
+	expire_jobs();
+	job_id = insert_job(name, query, options, servers);
+	record_worker(job_id, start_worker(job_id, GetUserId()));
+	SPI_finish();
+	return job_id;
 }
 
 /*
@@ -271,30 +313,34 @@ rnnlm_train_async(PG_FUNCTION_ARGS)
 	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
 	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
 	RnnlmOptions opts;
-	RnnlmTraining t;
-	int64		job_id;
 
 	PreventCommandIfReadOnly("rnnlm_train_async()");
 	rnnlm_parse_options(options, &opts);
-	rnnlm_check_read_only_query(query, "training query");
-	check_can_login(GetUserId());
+	PG_RETURN_INT64(submit_job(name, query, options, &opts, NULL));
+}
 
-	SPI_connect();
-	rnnlm_training_init(&t, name, &opts, CurrentMemoryContext, false);
-	rnnlm_training_check_target(&t);
-	if (opts.init_from && !rnnlm_catalog_exists(opts.init_from))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("rnnlm model \"%s\" does not exist", opts.init_from),
-				 errdetail("It is the init_from of model \"%s\".", name),
-				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
-	rnnlm_training_free(&t);
-	expire_jobs();
-	job_id = insert_job(name, query,
-						options ? options : DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))));
-	record_worker(job_id, start_worker(job_id, GetUserId()));
-	SPI_finish();
-	PG_RETURN_INT64(job_id);
+/*
+ * rnnlm_train_federated_async(model_name, servers, training_query, options):
+ * the same for a federated training, whose servers must exist here.
+ */
+Datum
+rnnlm_train_federated_async(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	ArrayType  *servers = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
+	char	   *query = rnnlm_training_query_arg(fcinfo, 2);
+	Jsonb	   *options = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	RnnlmOptions opts;
+	char	  **names;
+	int			n,
+				i;
+
+	PreventCommandIfReadOnly("rnnlm_train_federated_async()");
+	names = rnnlm_federated_servers(servers, &n);
+	for (i = 0; i < n; i++)
+		(void) GetForeignServerByName(names[i], false);
+	rnnlm_parse_federated_options(options, &opts);
+	PG_RETURN_INT64(submit_job(name, query, options, &opts, servers));
 }
 
 /*
@@ -508,6 +554,13 @@ rnnlm_resume(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("rnnlm_resume()");
 	SPI_connect();
 	state = job_state(job_id, false);
+	exec_job("SELECT 1 FROM rnnlm.job WHERE id OPERATOR(pg_catalog.=) $1 AND servers IS NOT NULL",
+			 job_id, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("rnnlm job " INT64_FORMAT " is a federated training, which cannot be resumed", job_id),
+				 errhint("Start it again with rnnlm_train_federated_async().")));
 	if (strcmp(state, "interrupted") == 0)
 		exec_job("UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, "
 				 "  resumes = resumes OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now() "
@@ -587,7 +640,7 @@ claim_job(int64 job_id, JobRow *row, MemoryContext cxt)
 	exec_job("UPDATE rnnlm.job SET state = 'running', worker_pid = $2, "
 			 "  started_at = COALESCE(started_at, pg_catalog.now()), updated_at = pg_catalog.now() "
 			 "WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'queued' "
-			 "RETURNING model, training_query, options, search_path, threads, checkpoint",
+			 "RETURNING model, training_query, options, search_path, threads, checkpoint, servers",
 			 job_id, 1, types, values, NULL, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
 	{
@@ -603,37 +656,38 @@ claim_job(int64 job_id, JobRow *row, MemoryContext cxt)
 	row->options = DatumGetJsonbPCopy(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull);
 	row->checkpoint = isnull ? NULL : DatumGetByteaPCopy(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
+	row->servers = isnull ? NULL : DatumGetArrayTypePCopy(d);
 	MemoryContextSwitchTo(old);
 	commit_txn();
 	return true;
 }
 
-/* Records where the run is, and a checkpoint when ckpt is not NULL. */
+/* Records where the training is (p, history), and a checkpoint when ckpt is not NULL. */
 static void
-record_progress(int64 job_id, RnnlmTraining *t, const uint8 *ckpt, size_t ckpt_len)
+record_progress(int64 job_id, const rl_run_progress *p, const char *history,
+				const uint8 *ckpt, size_t ckpt_len)
 {
-	rl_run_progress p;
 	Oid			types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, FLOAT8OID, FLOAT8OID,
 	FLOAT8OID, FLOAT8OID, JSONBOID, BYTEAOID};
 	Datum		values[10];
 	char		nulls[10];
 	bytea	   *blob = NULL;
 
-	rl_run_progress_get(t->run, &p);
 	memset(nulls, ' ', sizeof(nulls));
 	begin_txn();
-	values[0] = Int32GetDatum(p.epoch);
-	values[1] = Int32GetDatum(p.epochs);
-	values[2] = Int64GetDatum((int64) p.step);
-	values[3] = Int64GetDatum((int64) p.steps);
-	values[4] = Float8GetDatum(p.train_loss);
-	values[5] = Float8GetDatum(p.val_loss);
-	values[6] = Float8GetDatum(p.tokens_per_second);
-	values[7] = Float8GetDatum(p.seconds_left);
-	nulls[4] = isnan(p.train_loss) ? 'n' : ' ';
-	nulls[5] = isnan(p.val_loss) ? 'n' : ' ';
-	nulls[7] = isnan(p.seconds_left) ? 'n' : ' ';
-	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rnnlm_training_history_json(t)));
+	values[0] = Int32GetDatum(p->epoch);
+	values[1] = Int32GetDatum(p->epochs);
+	values[2] = Int64GetDatum((int64) p->step);
+	values[3] = Int64GetDatum((int64) p->steps);
+	values[4] = Float8GetDatum(p->train_loss);
+	values[5] = Float8GetDatum(p->val_loss);
+	values[6] = Float8GetDatum(p->tokens_per_second);
+	values[7] = Float8GetDatum(p->seconds_left);
+	nulls[4] = isnan(p->train_loss) ? 'n' : ' ';
+	nulls[5] = isnan(p->val_loss) ? 'n' : ' ';
+	nulls[7] = isnan(p->seconds_left) ? 'n' : ' ';
+	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(history ? history : "[]"));
 	if (ckpt)
 	{
 		blob = palloc_extended(VARHDRSZ + ckpt_len, MCXT_ALLOC_HUGE);
@@ -653,6 +707,16 @@ record_progress(int64 job_id, RnnlmTraining *t, const uint8 *ckpt, size_t ckpt_l
 	commit_txn();				/* frees blob with the transaction's memory */
 }
 
+/* Records where a local training's run is, with a checkpoint when ckpt is not NULL. */
+static void
+record_run_progress(int64 job_id, RnnlmTraining *t, const uint8 *ckpt, size_t ckpt_len)
+{
+	rl_run_progress p;
+
+	rl_run_progress_get(t->run, &p);
+	record_progress(job_id, &p, rnnlm_training_history_json(t), ckpt, ckpt_len);
+}
+
 /* Saves a checkpoint of the run into the job row. */
 static void
 record_checkpoint(int64 job_id, RnnlmTraining *t)
@@ -662,7 +726,7 @@ record_checkpoint(int64 job_id, RnnlmTraining *t)
 
 	if (rl_run_save(t->run, &ckpt, &len) != RL_OK)
 		rnnlm_raise(&t->env, "saving a checkpoint");
-	record_progress(job_id, t, ckpt, len);
+	record_run_progress(job_id, t, ckpt, len);
 	rl_free(&t->env, ckpt);
 }
 
@@ -693,21 +757,19 @@ train_job(int64 job_id, RnnlmTraining *t)
 		}
 		else if (now - last_progress >= PROGRESS_SECONDS)
 		{
-			record_progress(job_id, t, NULL, 0);
+			record_run_progress(job_id, t, NULL, 0);
 			last_progress = rl_now_seconds();
 		}
 	}
 }
 
-/* Stores the model and marks the job succeeded, in one transaction. */
+/* Stores the finished model and marks the job succeeded, in one transaction. */
 static void
-finish_job(int64 job_id, RnnlmTraining *t)
+store_job(int64 job_id, RnnlmTraining *t)
 {
 	Oid			types[2] = {JSONBOID, JSONBOID};
 	Datum		values[2];
 
-	record_progress(job_id, t, NULL, 0);
-	rnnlm_training_finish(t);	/* frees the run */
 	begin_txn();
 	rnnlm_training_store(t);
 	values[0] = DirectFunctionCall1(jsonb_in,
@@ -719,6 +781,15 @@ finish_job(int64 job_id, RnnlmTraining *t)
 			 job_id, 2, types, values, NULL, SPI_OK_UPDATE);
 	expire_jobs();
 	commit_txn();
+}
+
+/* Ends a local training's run, stores the model and marks the job succeeded. */
+static void
+finish_job(int64 job_id, RnnlmTraining *t)
+{
+	record_run_progress(job_id, t, NULL, 0);
+	rnnlm_training_finish(t);	/* frees the run */
+	store_job(job_id, t);
 }
 
 /* Marks the job cancelled or failed after an ERROR (in no transaction). */
@@ -741,6 +812,49 @@ record_failure(int64 job_id, ErrorData *edata)
 	commit_txn();
 }
 
+/*
+ * A federated training job: the shards started in one transaction (the
+ * connections stay open), the epochs with none open and the progress
+ * recorded after each, the model stored in a last one.  No checkpoint: the
+ * shards' sessions die with the worker, so such a job is not resumed.
+ */
+static void
+run_federated_job(int64 job_id, JobRow *row, MemoryContext cxt)
+{
+	RnnlmOptions opts;
+	RnnlmFederation *volatile f = NULL;
+	char	  **servers;
+	int			n;
+	MemoryContext old;
+	rl_run_progress p;
+	bool		more;
+
+	begin_txn();
+	old = MemoryContextSwitchTo(cxt);
+	rnnlm_parse_federated_options(row->options, &opts);
+	servers = rnnlm_federated_servers(row->servers, &n);
+	MemoryContextSwitchTo(old);
+	f = rnnlm_federation_create(row->model, servers, n, &opts, row->options, cxt, false);
+	PG_TRY();
+	{
+		rnnlm_federation_prepare(f, row->query);
+		commit_txn();
+		do
+		{
+			more = rnnlm_federation_epoch(f);
+			rnnlm_federation_progress(f, &p);
+			record_progress(job_id, &p, rnnlm_federation_training(f)->history, NULL, 0);
+		} while (more);
+		rnnlm_federation_finish(f);
+		store_job(job_id, rnnlm_federation_training(f));
+	}
+	PG_FINALLY();
+	{
+		rnnlm_federation_free(f);
+	}
+	PG_END_TRY();
+}
+
 /* Claims, reads, trains and stores one job. */
 static void
 run_job(int64 job_id, MemoryContext cxt)
@@ -756,6 +870,11 @@ run_job(int64 job_id, MemoryContext cxt)
 												   job_id, row.model));
 	SetConfigOption("search_path", row.search_path, PGC_USERSET, PGC_S_SESSION);
 	rnnlm_threads = row.threads;
+	if (row.servers)
+	{
+		run_federated_job(job_id, &row, cxt);
+		return;
+	}
 
 	/* the rows, in one read-only transaction */
 	begin_txn();

@@ -201,6 +201,20 @@ extern char *rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno);
 extern void rnnlm_pretrained_read(RnnlmTraining *t);
 extern void rnnlm_pretrained_apply(RnnlmTraining *t);
 
+/* federated.c: the coordinator of a federated training, step by step */
+typedef struct RnnlmFederation RnnlmFederation;
+
+extern char **rnnlm_federated_servers(ArrayType *arr, int *n);
+extern RnnlmFederation *rnnlm_federation_create(const char *name, char **servers, int nservers,
+												const RnnlmOptions *opts, Jsonb *jopts,
+												MemoryContext cxt, bool notices);
+extern void rnnlm_federation_prepare(RnnlmFederation *f, const char *query);
+extern bool rnnlm_federation_epoch(RnnlmFederation *f);
+extern void rnnlm_federation_progress(const RnnlmFederation *f, rl_run_progress *p);
+extern void rnnlm_federation_finish(RnnlmFederation *f);
+extern RnnlmTraining *rnnlm_federation_training(RnnlmFederation *f);
+extern void rnnlm_federation_free(RnnlmFederation *f);
+
 /* cache.c: models loaded once per backend */
 typedef struct RnnlmLoaded
 {

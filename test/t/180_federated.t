@@ -204,6 +204,36 @@ is($shards[0]->safe_psql('postgres',
 		q{SELECT count(*) FROM rnnlm.models WHERE name IN ('x', 'fed_rounds')}),
 	'0', 'nothing is stored on the shards');
 
+# as a background job: progress in rnnlm.jobs, rnnlm_wait's summary, no resume
+my $job = $coord->safe_psql('postgres',
+	"SELECT rnnlm_train_federated_async('fed_job', $servers, 'SELECT line FROM lines', '$small')");
+my $js = decode_json($coord->safe_psql('postgres', "SELECT rnnlm_wait($job, '120 s')"));
+is($js->{model}, 'fed_job', 'a federated job: rnnlm_wait returns its summary');
+is(join(',', map { $_->{server} } @{ $js->{servers} }), 'shard0,shard1', 'with the servers');
+is($coord->safe_psql('postgres',
+		"SELECT state || ' ' || epoch || '/' || epochs || ' ' || array_to_string(servers, ',') || ' ' || (SELECT count(*) FROM rnnlm_training_history(${job}::bigint)) FROM rnnlm.jobs WHERE id = $job"),
+	'succeeded 2/2 shard0,shard1 2', 'rnnlm.jobs shows its epochs, servers and history');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM rnnlm.models WHERE name = 'fed_job'}), '1',
+	'and the model is stored');
+like(error_of("SELECT rnnlm_resume($job)"), qr/0A000: rnnlm job \d+ is a federated training, which cannot be resumed/,
+	'a federated job is not resumed');
+like(error_of(q{SELECT rnnlm_train_federated_async('x', ARRAY['nowhere']::name[], 'SELECT line FROM lines')}),
+	qr/42704: server "nowhere" does not exist/, 'an unknown server is refused when the job is submitted');
+my $long_job = $coord->safe_psql('postgres',
+	"SELECT rnnlm_train_federated_async('long_job', $servers, 'SELECT line FROM lines', "
+	  . q{'{"tokenizer": "char", "num_layers": 1, "hidden_size": 256, "embedding_dim": 64, "epochs": 1000}')});
+ok($shards[0]->poll_query_until('postgres',
+		q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%rnnlm.federated_train(%' AND state = 'active'}),
+	'the job trains on the shards');
+is($coord->safe_psql('postgres', "SELECT rnnlm_cancel($long_job)"), 't', 'rnnlm_cancel stops the federated job');
+like(error_of("SELECT rnnlm_wait($long_job, '60 s')"), qr/57014/, 'which ends cancelled');
+for my $k (0, 1)
+{
+	ok($shards[$k]->poll_query_until('postgres',
+			q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'rnnlm_train_federated'}),
+		"shard$k: the job's session ends too");
+}
+
 # a role that is not a superuser needs a password in its user mapping
 $coord->safe_psql('postgres', q{
 CREATE ROLE trainer;
