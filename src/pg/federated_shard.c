@@ -32,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -197,10 +198,10 @@ rnnlm_federated_begin(PG_FUNCTION_ARGS)
 	s = palloc0(sizeof(ShardSession));
 	s->cxt = cxt;
 	strlcpy(s->id, id, sizeof(s->id));
+	s->busy = true;				/* from here an error leaves it for the next call to free */
+	session = s;
 	rnnlm_parse_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
 	MemoryContextSwitchTo(old);
-	s->busy = true;
-	session = s;
 	rnnlm_prepare_compute();
 
 	rnnlm_training_init(&s->t, "federated", &opts, cxt, false);
@@ -223,6 +224,8 @@ rnnlm_federated_begin(PG_FUNCTION_ARGS)
 		bool		nulls[2] = {false, false};
 		bytea	   *unit;
 
+		if ((k & 65535) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (units[k].count == 0)
 			continue;			/* only in validation documents */
 		unit = palloc(VARHDRSZ + units[k].len);
