@@ -18,6 +18,7 @@
 
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_bswap.h"
@@ -60,8 +61,8 @@ rnnlm_remote_connect(const char *server, const char *application)
 				 errmsg("server \"%s\" is not a postgres_fdw server", server)));
 	um = GetUserMapping(GetUserId(), srv->serverid);
 	options = list_concat(list_copy(srv->options), um->options);
-	keys = palloc(sizeof(char *) * (list_length(options) + 2));
-	vals = palloc(sizeof(char *) * (list_length(options) + 2));
+	keys = palloc(sizeof(char *) * (list_length(options) + 3));
+	vals = palloc(sizeof(char *) * (list_length(options) + 3));
 	foreach(lc, options)
 	{
 		DefElem    *def = lfirst_node(DefElem, lc);
@@ -74,6 +75,9 @@ rnnlm_remote_connect(const char *server, const char *application)
 	}
 	keys[n] = "fallback_application_name";
 	vals[n++] = application;
+	/* text travels in this database's encoding, as postgres_fdw's does */
+	keys[n] = "client_encoding";
+	vals[n++] = GetDatabaseEncodingName();
 	keys[n] = NULL;
 	vals[n] = NULL;
 	if (!superuser() && !has_password)
