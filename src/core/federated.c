@@ -6,7 +6,8 @@
  *		and a shard every round, and the token-weighted average of weights
  *		(federated averaging).
  *
- * The tally keeps units in first-seen order across the shards, so that the
+ * The tally (an rl_strtab of the units, as the builder's, with their
+ * counts) keeps units in first-seen order across the shards, so that the
  * vocabulary learned from it (the tokenizer's learn, as rl_builder_finish
  * calls it) is the one a builder would learn from the shards' documents
  * read one shard after another.  The weights file is
@@ -27,14 +28,9 @@
 struct rl_unit_tally
 {
 	rl_env	   *env;
-	char	   *str;			/* the units' bytes, back to back */
-	size_t		str_len,
-				str_cap;
-	rl_unit_count *units;		/* text is an offset into str until rl_unit_tally_units */
-	size_t		units_cap;
-	int32_t		n;
-	int32_t    *slots;			/* open addressing: unit index + 1, 0 = empty */
-	uint32_t	nslots;
+	rl_strtab	units;			/* the distinct units, in first-seen order */
+	rl_unit_count *counts;		/* counts[k] of unit k; texts set by rl_unit_tally_units */
+	size_t		counts_cap;
 	int			taken;			/* rl_unit_tally_units was called */
 };
 
@@ -48,61 +44,13 @@ rl_unit_tally_create(rl_env *env, rl_unit_tally **out)
 	if (t == NULL)
 		return env->status;
 	t->env = env;
-	t->nslots = 1024;
-	t->slots = rl_alloc_array(env, t->nslots, sizeof(int32_t));
-	if (t->slots == NULL)
+	if (rl_strtab_init(&t->units, env) != RL_OK)
 	{
 		rl_free(env, t);
 		return env->status;
 	}
-	memset(t->slots, 0, t->nslots * sizeof(int32_t));
 	*out = t;
 	return RL_OK;
-}
-
-/* The bytes of unit k (text holds its offset while the tally grows). */
-static const char *
-unit_bytes(const rl_unit_tally *t, int32_t k)
-{
-	return t->str + (size_t) (uintptr_t) t->units[k].text;
-}
-
-/* The slot of a unit's bytes: its own, or the empty one where it would go. */
-static uint32_t
-find_slot(const rl_unit_tally *t, const char *text, uint32_t len)
-{
-	uint32_t	mask = t->nslots - 1,
-				i = rl_hash_bytes(text, len) & mask;
-
-	while (t->slots[i] != 0)
-	{
-		int32_t		k = t->slots[i] - 1;
-
-		if (t->units[k].len == len && memcmp(unit_bytes(t, k), text, len) == 0)
-			break;
-		i = (i + 1) & mask;
-	}
-	return i;
-}
-
-/* Doubles the slots when they are half full. */
-static int
-grow_slots(rl_unit_tally *t)
-{
-	uint32_t	n = t->nslots * 2;
-	int32_t    *slots = rl_alloc_array(t->env, n, sizeof(int32_t)),
-			   *old = t->slots;
-	int32_t		k;
-
-	if (slots == NULL)
-		return 0;
-	memset(slots, 0, n * sizeof(int32_t));
-	t->slots = slots;
-	t->nslots = n;
-	for (k = 0; k < t->n; k++)
-		t->slots[find_slot(t, unit_bytes(t, k), t->units[k].len)] = k + 1;
-	rl_free(t->env, old);
-	return 1;
 }
 
 /* Adds count occurrences of a unit (at most RL_MAX_TOKEN_BYTES bytes). */
@@ -110,39 +58,29 @@ rl_status
 rl_unit_tally_add(rl_unit_tally *t, const char *text, uint32_t len, uint64_t count)
 {
 	rl_env	   *env = t->env;
-	uint32_t	i;
-	void	   *p;
+	int32_t		before = t->units.n,
+				k;
+	rl_unit_count *u;
+	void	   *p = t->counts;
 
 	if (t->taken)
 		return rl_error(env, RL_ERR_INVALID, "the tally's units were taken");
 	if (len == 0 || len > RL_MAX_TOKEN_BYTES)
 		return rl_error(env, RL_ERR_DATA, "a unit of %u bytes is not a token", len);
-	if ((size_t) t->n * 2 >= t->nslots && !grow_slots(t))
+	/* room for a new unit's count first, so that a unit is never without one */
+	if (!rl_grow(env, &p, &t->counts_cap, (size_t) before + 1, sizeof(rl_unit_count)))
 		return env->status;
-	i = find_slot(t, text, len);
-	if (t->slots[i] != 0)
+	t->counts = p;
+	if ((k = rl_strtab_intern(&t->units, text, len, INT32_MAX - 1, "units")) < 0)
+		return env->status;
+	u = &t->counts[k];
+	if (k == before)
 	{
-		rl_unit_count *u = &t->units[t->slots[i] - 1];
-
-		u->count = u->count + count < u->count ? UINT64_MAX : u->count + count;
-		return RL_OK;
+		u->text = NULL;			/* set by rl_unit_tally_units */
+		u->len = len;
+		u->count = 0;
 	}
-	if (t->n >= INT32_MAX - 1)
-		return rl_error(env, RL_ERR_LIMIT, "too many distinct units");
-	p = t->str;
-	if (!rl_grow(env, &p, &t->str_cap, t->str_len + len, 1))
-		return env->status;
-	t->str = p;
-	p = t->units;
-	if (!rl_grow(env, &p, &t->units_cap, (size_t) t->n + 1, sizeof(rl_unit_count)))
-		return env->status;
-	t->units = p;
-	memcpy(t->str + t->str_len, text, len);
-	t->units[t->n].text = (const char *) (uintptr_t) t->str_len;
-	t->units[t->n].len = len;
-	t->units[t->n].count = count;
-	t->str_len += len;
-	t->slots[i] = ++t->n;
+	u->count = u->count + count < u->count ? UINT64_MAX : u->count + count;
 	return RL_OK;
 }
 
@@ -155,12 +93,11 @@ rl_unit_tally_units(rl_unit_tally *t, int32_t *n)
 {
 	int32_t		k;
 
-	if (!t->taken)
-		for (k = 0; k < t->n; k++)
-			t->units[k].text = unit_bytes(t, k);
+	for (k = 0; k < t->units.n; k++)
+		t->counts[k].text = t->units.str + t->units.off[k];
 	t->taken = 1;
-	*n = t->n;
-	return t->units;
+	*n = t->units.n;
+	return t->counts;
 }
 
 /* Frees a tally. */
@@ -169,9 +106,8 @@ rl_unit_tally_free(rl_unit_tally *t)
 {
 	if (t == NULL)
 		return;
-	rl_free(t->env, t->str);
-	rl_free(t->env, t->units);
-	rl_free(t->env, t->slots);
+	rl_strtab_free(&t->units);
+	rl_free(t->env, t->counts);
 	rl_free(t->env, t);
 }
 

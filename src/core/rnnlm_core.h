@@ -286,6 +286,29 @@ typedef struct rl_vocab
 } rl_vocab;
 
 /* Accumulates documents into a token stream while the vocabulary is unknown. */
+/*
+ * Distinct byte strings in first-seen order (tokenizer.c): string k is
+ * str[off[k] .. off[k + 1]).  The builder's units, the tally of federated
+ * training's counts.
+ */
+typedef struct rl_strtab
+{
+	rl_env	   *env;
+	char	   *str;
+	size_t		str_len,
+				str_cap;
+	uint32_t   *off;
+	size_t		off_cap;
+	int32_t		n;
+	int32_t    *slots;			/* open addressing: an id, or -1 */
+	uint32_t	nslots;
+} rl_strtab;
+
+extern rl_status rl_strtab_init(rl_strtab *t, rl_env *env);
+extern int32_t rl_strtab_intern(rl_strtab *t, const char *s, size_t len, int32_t max,
+								const char *what);
+extern void rl_strtab_free(rl_strtab *t);
+
 typedef struct rl_builder rl_builder;
 
 /* Called once per unit of text (word, code point, bpe piece); 0 = stop. */

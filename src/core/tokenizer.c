@@ -27,15 +27,7 @@ struct rl_builder
 {
 	rl_env	   *env;
 	rl_config	cfg;			/* the tokenizer and its text rules */
-	/* distinct tokens, in first-seen order */
-	char	   *str;
-	size_t		str_len,
-				str_cap;
-	uint32_t   *off;
-	size_t		off_cap;
-	int32_t		ndistinct;
-	int32_t    *slots;
-	uint32_t	nslots;
+	rl_strtab	units;			/* distinct units, in first-seen order */
 	/* the stream of provisional ids, PROV_EOD between documents */
 	int32_t    *ids;
 	size_t		nids,
@@ -425,6 +417,100 @@ rl_detokenize(rl_env *env, const rl_config *c, const rl_vocab *v,
 
 /* ---------------- the builder ---------------- */
 
+/* ---------------- distinct strings ---------------- */
+
+/* An empty table of distinct strings. */
+rl_status
+rl_strtab_init(rl_strtab *t, rl_env *env)
+{
+	memset(t, 0, sizeof(*t));
+	t->env = env;
+	t->nslots = 1024;
+	t->slots = rl_alloc_array(env, t->nslots, sizeof(int32_t));
+	if (t->slots == NULL)
+		return env->status;
+	memset(t->slots, 0xFF, t->nslots * sizeof(int32_t));
+	return RL_OK;
+}
+
+/* Doubles the table's slots. */
+static int
+strtab_rehash(rl_strtab *t)
+{
+	uint32_t	nslots = t->nslots * 2;
+	int32_t    *slots = rl_alloc_array(t->env, nslots, sizeof(int32_t));
+	int32_t		i;
+
+	if (slots == NULL)
+		return 0;
+	memset(slots, 0xFF, nslots * sizeof(int32_t));
+	for (i = 0; i < t->n; i++)
+	{
+		uint32_t	h = rl_hash_bytes(t->str + t->off[i], t->off[i + 1] - t->off[i]) & (nslots - 1);
+
+		while (slots[h] >= 0)
+			h = (h + 1) & (nslots - 1);
+		slots[h] = i;
+	}
+	rl_free(t->env, t->slots);
+	t->slots = slots;
+	t->nslots = nslots;
+	return 1;
+}
+
+/*
+ * The id of a string (0, 1, ... in first-seen order), added if new; -1 on
+ * an error (the env's), which what names when there would be more than max.
+ */
+int32_t
+rl_strtab_intern(rl_strtab *t, const char *s, size_t len, int32_t max, const char *what)
+{
+	uint32_t	h = rl_hash_bytes(s, len) & (t->nslots - 1);
+	int32_t		id;
+	void	   *p;
+
+	while ((id = t->slots[h]) >= 0)
+	{
+		if (t->off[id + 1] - t->off[id] == len && memcmp(t->str + t->off[id], s, len) == 0)
+			return id;
+		h = (h + 1) & (t->nslots - 1);
+	}
+	if (t->n >= max || t->str_len + len > UINT32_MAX)
+	{
+		rl_error(t->env, RL_ERR_DATA, "too many distinct %s", what);
+		return -1;
+	}
+	p = t->str;
+	if (!rl_grow(t->env, &p, &t->str_cap, t->str_len + len, 1))
+		return -1;
+	t->str = p;
+	p = t->off;
+	if (!rl_grow(t->env, &p, &t->off_cap, (size_t) t->n + 2, sizeof(uint32_t)))
+		return -1;
+	t->off = p;
+	id = t->n++;
+	t->off[id] = (uint32_t) t->str_len;
+	memcpy(t->str + t->str_len, s, len);
+	t->str_len += len;
+	t->off[id + 1] = (uint32_t) t->str_len;
+	t->slots[h] = id;
+	if ((uint32_t) t->n * 2 > t->nslots && !strtab_rehash(t))
+		return -1;
+	return id;
+}
+
+/* Frees what the table holds. */
+void
+rl_strtab_free(rl_strtab *t)
+{
+	rl_free(t->env, t->str);
+	rl_free(t->env, t->off);
+	rl_free(t->env, t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---------------- the builder ---------------- */
+
 /* Starts a builder for training documents. */
 rl_status
 rl_builder_create(rl_env *env, const rl_config *c, rl_builder **out)
@@ -439,14 +525,11 @@ rl_builder_create(rl_env *env, const rl_config *c, rl_builder **out)
 		return env->status;
 	b->env = env;
 	b->cfg = *c;
-	b->nslots = 1024;
-	b->slots = rl_alloc_array(env, b->nslots, sizeof(int32_t));
-	if (b->slots == NULL)
+	if (rl_strtab_init(&b->units, env) != RL_OK)
 	{
 		rl_free(env, b);
 		return env->status;
 	}
-	memset(b->slots, 0xFF, b->nslots * sizeof(int32_t));
 	*out = b;
 	return RL_OK;
 }
@@ -464,69 +547,15 @@ builder_push(rl_builder *b, int32_t id)
 	return 1;
 }
 
-/* Doubles the builder's hash table. */
-static int
-builder_rehash(rl_builder *b)
-{
-	uint32_t	nslots = b->nslots * 2;
-	int32_t    *slots = rl_alloc_array(b->env, nslots, sizeof(int32_t));
-	int32_t		i;
-
-	if (slots == NULL)
-		return 0;
-	memset(slots, 0xFF, nslots * sizeof(int32_t));
-	for (i = 0; i < b->ndistinct; i++)
-	{
-		uint32_t	h = rl_hash_bytes(b->str + b->off[i], b->off[i + 1] - b->off[i]) & (nslots - 1);
-
-		while (slots[h] >= 0)
-			h = (h + 1) & (nslots - 1);
-		slots[h] = i;
-	}
-	rl_free(b->env, b->slots);
-	b->slots = slots;
-	b->nslots = nslots;
-	return 1;
-}
-
 /* emit callback: finds or adds the token and appends its provisional id. */
 static int
 builder_emit(void *ud, const char *tok, size_t len)
 {
 	rl_builder *b = ud;
-	uint32_t	h = rl_hash_bytes(tok, len) & (b->nslots - 1);
-	int32_t		id;
-	void	   *p;
+	int32_t		id = rl_strtab_intern(&b->units, tok, len, RL_MAX_VOCAB * 8,
+									  "tokens in the training data");
 
-	while ((id = b->slots[h]) >= 0)
-	{
-		if (b->off[id + 1] - b->off[id] == len &&
-			memcmp(b->str + b->off[id], tok, len) == 0)
-			return builder_push(b, id);
-		h = (h + 1) & (b->nslots - 1);
-	}
-	if (b->ndistinct >= RL_MAX_VOCAB * 8 || b->str_len + len > UINT32_MAX)
-	{
-		rl_error(b->env, RL_ERR_DATA, "too many distinct tokens in the training data");
-		return 0;
-	}
-	p = b->str;
-	if (!rl_grow(b->env, &p, &b->str_cap, b->str_len + len, 1))
-		return 0;
-	b->str = p;
-	p = b->off;
-	if (!rl_grow(b->env, &p, &b->off_cap, (size_t) b->ndistinct + 2, sizeof(uint32_t)))
-		return 0;
-	b->off = p;
-	id = b->ndistinct++;
-	b->off[id] = (uint32_t) b->str_len;
-	memcpy(b->str + b->str_len, tok, len);
-	b->str_len += len;
-	b->off[id + 1] = (uint32_t) b->str_len;
-	b->slots[h] = id;
-	if ((uint32_t) b->ndistinct * 2 > b->nslots && !builder_rehash(b))
-		return 0;
-	return builder_push(b, id);
+	return id >= 0 && builder_push(b, id);
 }
 
 /* Adds one document. */
@@ -644,16 +673,16 @@ done:
 static rl_unit_count *
 builder_counts(rl_builder *b, size_t split)
 {
-	rl_unit_count *u = rl_alloc_array(b->env, (size_t) b->ndistinct + 1, sizeof(rl_unit_count));
+	rl_unit_count *u = rl_alloc_array(b->env, (size_t) b->units.n + 1, sizeof(rl_unit_count));
 	size_t		i;
 	int32_t		k;
 
 	if (u == NULL)
 		return NULL;
-	for (k = 0; k < b->ndistinct; k++)
+	for (k = 0; k < b->units.n; k++)
 	{
-		u[k].text = b->str + b->off[k];
-		u[k].len = b->off[k + 1] - b->off[k];
+		u[k].text = b->units.str + b->units.off[k];
+		u[k].len = b->units.off[k + 1] - b->units.off[k];
 		u[k].count = 0;
 	}
 	for (i = 0; i < split; i++)
@@ -677,18 +706,18 @@ encode_units(rl_builder *b, const rl_vocab *v, unit_ids *e)
 	size_t		total = 0;
 	int32_t		k;
 
-	e->off = rl_alloc_array(b->env, (size_t) b->ndistinct + 1, sizeof(size_t));
-	e->ids = rl_alloc_array(b->env, b->str_len + 1, sizeof(int32_t));
+	e->off = rl_alloc_array(b->env, (size_t) b->units.n + 1, sizeof(size_t));
+	e->ids = rl_alloc_array(b->env, b->units.str_len + 1, sizeof(int32_t));
 	if (!e->off || !e->ids)
 		return 0;
-	for (k = 0; k < b->ndistinct; k++)
+	for (k = 0; k < b->units.n; k++)
 	{
 		e->off[k] = total;
-		total += ops->encode(v, b->str + b->off[k], b->off[k + 1] - b->off[k], e->ids + total);
+		total += ops->encode(v, b->units.str + b->units.off[k], b->units.off[k + 1] - b->units.off[k], e->ids + total);
 		if ((k & 4095) == 0 && !rl_tick(b->env))
 			return 0;
 	}
-	e->off[b->ndistinct] = total;
+	e->off[b->units.n] = total;
 	return 1;
 }
 
@@ -784,12 +813,12 @@ rl_builder_finish(rl_builder *b, size_t val_docs, int32_t max_vocab,
 	counts = builder_counts(b, split);
 	if (counts == NULL)
 		return env->status;
-	if (b->ndistinct == 0 || split <= b->ndocs - val_docs + 1)
+	if (b->units.n == 0 || split <= b->ndocs - val_docs + 1)
 	{
 		rl_free(env, counts);
 		return rl_error(env, RL_ERR_DATA, "the training documents contain no tokens");
 	}
-	st = rl_tokenizer(b->cfg.tokenizer)->learn(env, counts, b->ndistinct, max_vocab, vocab);
+	st = rl_tokenizer(b->cfg.tokenizer)->learn(env, counts, b->units.n, max_vocab, vocab);
 	rl_free(env, counts);
 	if (st == RL_OK)
 		st = builder_streams(b, split, val_docs, *vocab, train, ntrain, val, nval);
@@ -836,7 +865,7 @@ rl_builder_unit_counts(rl_builder *b, size_t val_docs, rl_unit_count **units, in
 		return st;
 	if ((*units = builder_counts(b, split)) == NULL)
 		return b->env->status;
-	*n = b->ndistinct;
+	*n = b->units.n;
 	return RL_OK;
 }
 
@@ -846,9 +875,7 @@ rl_builder_free(rl_builder *b)
 {
 	if (b == NULL)
 		return;
-	rl_free(b->env, b->str);
-	rl_free(b->env, b->off);
-	rl_free(b->env, b->slots);
+	rl_strtab_free(&b->units);
 	rl_free(b->env, b->ids);
 	rl_free(b->env, b->doc_end);
 	rl_free(b->env, b);
