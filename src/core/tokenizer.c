@@ -1,8 +1,8 @@
 /*
  * tokenizer.c
- *		The tokenizers, as one table of operations; the vocabulary; and the
- *		builder that streams training documents in before the vocabulary is
- *		known.
+ *		The tokenizers, as one table of operations; the vocabulary; a table
+ *		of distinct strings (rl_strtab); and the builder that streams
+ *		training documents in before the vocabulary is known.
  *
  * word: words between white space; char: one token per code point; bpe:
  * byte-level byte-pair encoding (bpe.c).  How text is cut into units under
