@@ -390,9 +390,13 @@ fed_round(Federation *f, int64 *tokens, double *loss)
 	char	   *file = NULL;
 	int			len = 0,
 				i;
-	char	   *lr = psprintf("%.17g", f->rules.lr);
-	char	   *steps = psprintf("%d", f->t.opts.round_steps);
+	char		lr[32],
+				steps[16];
 	double		total = 0;
+
+	/* on the stack: a long training has many rounds, in one memory context */
+	snprintf(lr, sizeof(lr), "%.17g", f->rules.lr);
+	snprintf(steps, sizeof(steps), "%d", f->t.opts.round_steps);
 
 	for (i = 0; i < f->nshards; i++)
 		if (!f->shards[i].epoch_done && !f->shards[i].current && file == NULL)
@@ -515,6 +519,8 @@ fed_epoch(Federation *f)
 	{
 		MemoryContext old = MemoryContextSwitchTo(f->t.cxt);
 
+		if (f->t.history)
+			pfree(f->t.history);
 		f->t.history = rnnlm_history_json(f->hist, f->nhist);
 		MemoryContextSwitchTo(old);
 	}
