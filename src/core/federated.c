@@ -145,10 +145,14 @@ rl_weights_file_read(rl_env *env, const uint8_t *data, size_t len, float *w, siz
 
 	if (len < WEIGHTS_HEADER + 4 || memcmp(data, WEIGHTS_MAGIC, 8) != 0)
 		return rl_error(env, RL_ERR_FORMAT, "not a weights file");
-	if (rl_get_u64(data + 8) != (uint64_t) n || len != rl_weights_file_size(n))
+	if (rl_get_u64(data + 8) != (uint64_t) n)
 		return rl_error(env, RL_ERR_FORMAT,
 						"the weights file holds %llu weights; the model has %zu",
 						(unsigned long long) rl_get_u64(data + 8), n);
+	if (len != rl_weights_file_size(n))
+		return rl_error(env, RL_ERR_FORMAT,
+						"the weights file of %zu weights is %zu bytes long; it should be %zu",
+						n, len, rl_weights_file_size(n));
 	if (rl_crc32(data, len - 4) != rl_get_u32(data + len - 4))
 		return rl_error(env, RL_ERR_FORMAT, "the weights file is damaged (CRC mismatch)");
 	for (i = 0; i < n; i++)

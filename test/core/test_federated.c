@@ -188,6 +188,11 @@ check_weights_file(rl_env *env)
 	rl_put_u32(g + len - 4, rl_crc32(g, len - 4));
 	ok = ok && rl_weights_file_read(env, g, len, r, 5) == RL_ERR_FORMAT;
 	tap_ok(ok, "the weights file round-trips; a wrong count, a truncation, a flipped bit and a NaN are refused");
+	/* a truncated file says its length, not two equal counts */
+	ok = rl_weights_file_read(env, f, len - 1, r, 5) == RL_ERR_FORMAT &&
+		strstr(env->errmsg, "is 39 bytes long; it should be 40") != NULL &&
+		strstr(env->errmsg, "holds 5 weights; the model has 5") == NULL;
+	tap_ok(ok, "a truncated weights file's error names its length (%s)", env->errmsg);
 	free(f);
 	free(g);
 }
