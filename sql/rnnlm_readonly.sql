@@ -164,7 +164,10 @@ BEGIN
 END
 $$;
 SELECT rnnlm_evaluate('ro_m', 'SELECT ro_shout(body) FROM ro_docs')->'documents' AS documents;
--- as in any read-only transaction, a temporary table may be written
+-- as in any read-only transaction, a temporary table may be written while
+-- the query runs; but what a read-only transaction still allows is undone
+-- once the rows are read (the query runs in a subtransaction rolled back
+-- then), so the rows it wrote are gone
 CREATE TEMP TABLE ro_log (body text);
 CREATE FUNCTION ro_note(t text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -174,6 +177,41 @@ END
 $$;
 SELECT rnnlm_evaluate('ro_m', 'SELECT ro_note(body) FROM ro_docs')->'documents' AS documents;
 SELECT count(*) FROM ro_log;
+-- a large object unlinked by a function the query calls (PostgreSQL 15 does
+-- not guard large objects in a read-only transaction) is still there
+SELECT lo_create(0) AS ro_lo \gset
+CREATE FUNCTION ro_unlink(t text, lo oid) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM lo_unlink(lo);
+    RETURN t;
+END
+$$;
+SELECT rnnlm_evaluate('ro_m', format('SELECT ro_unlink(body, %s) FROM ro_docs', :ro_lo))->'documents' AS documents;
+SELECT rnnlm_train('ro_lo_model', format('SELECT ro_unlink(body, %s) FROM ro_docs', :ro_lo),
+                   '{"tokenizer": "char", "epochs": 1, "hidden_size": 4, "embedding_dim": 4, "num_layers": 1}')->'documents' AS documents;
+SELECT count(*) AS large_object_kept FROM pg_largeobject_metadata WHERE oid = :ro_lo;
+SELECT lo_unlink(:ro_lo);
+SELECT rnnlm_drop('ro_lo_model');
+-- and a deferred constraint trigger that a write to a temporary table
+-- queued never fires at commit
+CREATE TEMP TABLE ro_deferred (body text);
+CREATE FUNCTION ro_fire() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the deferred trigger fired for %', NEW.body;
+END
+$$;
+CREATE CONSTRAINT TRIGGER ro_at_commit AFTER INSERT ON ro_deferred
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ro_fire();
+CREATE FUNCTION ro_defer(t text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO ro_deferred VALUES (t);
+    RETURN t;
+END
+$$;
+BEGIN;
+SELECT rnnlm_evaluate('ro_m', 'SELECT ro_defer(body) FROM ro_docs')->'documents' AS documents;
+COMMIT;
+SELECT count(*) AS deferred_rows FROM ro_deferred;
 
 --
 -- the SQLSTATEs, for programs that catch them
@@ -196,6 +234,10 @@ SELECT rnnlm_drop('ro_m');
 DROP FUNCTION ro_shout(text);
 DROP FUNCTION ro_note(text);
 DROP TABLE ro_log;
+DROP FUNCTION ro_unlink(text, oid);
+DROP TABLE ro_deferred;
+DROP FUNCTION ro_defer(text);
+DROP FUNCTION ro_fire();
 DROP FUNCTION ro_state(text);
 DROP VIEW ro_bodies;
 DROP TABLE ro_docs;

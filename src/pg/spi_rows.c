@@ -8,6 +8,7 @@
 #include "rnnlm_pg.h"
 
 #include "access/xact.h"
+#include "utils/resowner.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -335,13 +336,53 @@ vector_row(HeapTuple tup, TupleDesc desc, void *arg)
 	return true;
 }
 
+/*
+ * Runs the fetch in an internal subtransaction that is rolled back once the
+ * rows are read, read-only for its whole length: see rnnlm_read_text_rows.
+ */
+static uint64
+fetch_in_subtransaction(SPIPlanPtr plan, const char *what, const RowReader *reader,
+						uint64 *used)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		saved_read_only = XactReadOnly;
+	uint64		rows = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	XactReadOnly = true;
+	PG_TRY();
+	{
+		rows = fetch_rows(plan, what, reader, used);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		XactReadOnly = saved_read_only;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	/* what the query did that a read-only transaction allows is undone here */
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	XactReadOnly = saved_read_only;
+	return rows;
+}
+
 /* Runs a read-only query through a reader; see rnnlm_read_text_rows. */
 static uint64
 read_rows(const char *query, const char *what, const RowReader *reader, uint64 *used)
 {
 	SPIPlanPtr	plan;
-	bool		saved_read_only = XactReadOnly;
-	uint64		rows;
 
 	*used = 0;
 	rnnlm_check_read_only_query(query, what);
@@ -356,18 +397,7 @@ read_rows(const char *query, const char *what, const RowReader *reader, uint64 *
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the %s must return rows", what),
 				 errhint("Pass a query such as 'SELECT body FROM documents'.")));
-
-	XactReadOnly = true;
-	PG_TRY();
-	{
-		rows = fetch_rows(plan, what, reader, used);
-	}
-	PG_FINALLY();
-	{
-		XactReadOnly = saved_read_only;
-	}
-	PG_END_TRY();
-	return rows;
+	return fetch_in_subtransaction(plan, what, reader, used);
 }
 
 /*
@@ -382,11 +412,17 @@ read_rows(const char *query, const char *what, const RowReader *reader, uint64 *
  * transaction itself made read-only (XactReadOnly) for as long as the cursor
  * is open and fetched, so that a volatile function called by the SELECT that
  * tries to write fails with 25006 read_only_sql_transaction, just as in a
- * READ ONLY transaction (which, as there, still lets it write temporary
- * tables).  The saved value is restored in PG_FINALLY, on error too, so that
- * an error caught by a savepoint or a PL/pgSQL exception block does not leave
+ * READ ONLY transaction.  What a read-only transaction still lets a function
+ * do inside the database -- write temporary tables, create or unlink large
+ * objects (PostgreSQL 15 does not guard them), queue deferred trigger events
+ * or notifications -- is undone: the query runs in an internal subtransaction
+ * that is rolled back once its rows are read, so nothing of it is left to
+ * commit.  The saved read-only flag is restored on error too, so that an
+ * error caught by a savepoint or a PL/pgSQL exception block does not leave
  * the rest of the transaction read-only; and a transaction that was already
- * read-only stays so.
+ * read-only stays so.  Not undone, as by no rollback: what happens outside
+ * the database's transaction (signals such as pg_cancel_backend, files
+ * written by a superuser's function, session-level advisory locks).
  */
 uint64
 rnnlm_read_text_rows(const char *query, const char *what,
