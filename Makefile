@@ -11,18 +11,20 @@
 
 EXTENSION = rnnlm
 MODULE_big = rnnlm
-# sql/rnnlm--0.2.sql, the full script of the current version, is the 0.1
-# script followed by the 0.1 -> 0.2 upgrade, so that a new install and an
-# upgraded one are the same by construction (test/t/110_upgrade.t compares
-# their schemas).  It is kept in git and rebuilt when either part changes.
-DATA = sql/rnnlm--0.1.sql sql/rnnlm--0.1--0.2.sql sql/rnnlm--0.2.sql
+# Each full script after 0.1 is the one before it followed by the upgrade
+# (sql/rnnlm--0.3.sql: rnnlm--0.2.sql, then rnnlm--0.2--0.3.sql), so that a
+# new install and an upgraded one are the same by construction
+# (test/t/110_upgrade.t compares their schemas).  They are kept in git and
+# rebuilt when a part changes.
+DATA = sql/rnnlm--0.1.sql sql/rnnlm--0.1--0.2.sql sql/rnnlm--0.2.sql \
+	sql/rnnlm--0.2--0.3.sql sql/rnnlm--0.3.sql
 PGFILEDESC = "rnnlm - recurrent language models in SQL"
 
 CORE_SRCS = $(sort $(wildcard src/core/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
-REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly rnnlm_training rnnlm_planner rnnlm_precision rnnlm_uses rnnlm_pretrained rnnlm_versions rnnlm_federated
+REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly rnnlm_training rnnlm_planner rnnlm_precision rnnlm_uses rnnlm_pretrained rnnlm_versions rnnlm_privileges rnnlm_federated
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg -I$(shell $(PG_CONFIG) --includedir)
@@ -43,7 +45,12 @@ sql/rnnlm--0.2.sql: sql/rnnlm--0.1.sql sql/rnnlm--0.1--0.2.sql
 	  sed -e '1d' sql/rnnlm--0.1.sql; \
 	  sed -e '/^\\echo Use/d' sql/rnnlm--0.1--0.2.sql; } > $@
 
-all: sql/rnnlm--0.2.sql
+sql/rnnlm--0.3.sql: sql/rnnlm--0.2.sql sql/rnnlm--0.2--0.3.sql
+	{ echo '/* rnnlm--0.3.sql: built by make from rnnlm--0.2.sql and rnnlm--0.2--0.3.sql; do not edit */'; \
+	  sed -e '1d' sql/rnnlm--0.2.sql; \
+	  sed -e '/^\\echo Use/d' sql/rnnlm--0.2--0.3.sql; } > $@
+
+all: sql/rnnlm--0.2.sql sql/rnnlm--0.3.sql
 
 $(OBJS) $(OBJS:.o=.bc): $(HEADERS)
 

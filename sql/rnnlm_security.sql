@@ -219,10 +219,14 @@ SELECT array_length(granted_to, 1) AS entries,
   FROM rnnlm.models WHERE name = 'sec_a2';
 SET ROLE regress_rnnsec_dave;
 SELECT rnnlm_perplexity('sec_a2', 'red apples');
--- the owner may clear the dangling entry by hand (rnnlm_revoke cannot name it)
+-- the owner cannot clear the dangling entry by hand any more (no role
+-- writes rnnlm.model), and the role's name is gone: rnnlm_revoke takes the
+-- number that granted_to shows
 SET ROLE regress_rnnsec_alice;
 SELECT rnnlm_revoke('sec_a2', 'regress_rnnsec_gone');
 UPDATE rnnlm.model SET grantees = '{}' WHERE name = 'sec_a2';
+SELECT g AS gone_oid FROM rnnlm.models, unnest(granted_to) AS g WHERE name = 'sec_a2' \gset
+SELECT rnnlm_revoke('sec_a2', :'gone_oid');
 SELECT granted_to FROM rnnlm.models WHERE name = 'sec_a2';
 RESET ROLE;
 
@@ -329,10 +333,8 @@ SELECT label, sec_try(q) AS result FROM (VALUES
   ) AS t(label, q);
 SET ROLE regress_rnnsec_eve;
 SELECT name, granted_to FROM rnnlm.models;
-SET ROLE regress_rnnsec_alice;
-UPDATE rnnlm.model SET grantees = '{}' WHERE name = 'sec_a2';
 RESET ROLE;
--- nothing else changed
+-- nothing changed
 SELECT name, owner, grantees FROM rnnlm.model ORDER BY name;
 SELECT rnnlm_perplexity('sec_a', 'red apples') = :ppl_a AS sec_a_unchanged;
 
@@ -351,6 +353,9 @@ INSERT INTO rnnlm.model SELECT 'sec_private', owner, :private_revision, cell, to
        embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, val_perplexity,
        trained_tokens, options, created_at, weights, '{}'
   FROM rnnlm.model WHERE name = 'sec_decoy';
+-- (no role inserts rows by hand any more; the function beside it makes the
+-- same model, whose revision is a new one)
+SELECT rnnlm_import('sec_private', rnnlm_export('sec_decoy'))->>'model' AS model;
 SELECT rnnlm_perplexity('sec_private', 'the vault code is four two') = :ppl_decoy AS eve_gets_her_model,
        rnnlm_perplexity('sec_private', 'the vault code is four two') = :ppl_private AS eve_gets_alices_model;
 SELECT rnnlm_drop('sec_private'), rnnlm_drop('sec_decoy');

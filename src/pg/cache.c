@@ -115,11 +115,11 @@ cache_retire(CacheEntry *e)
 }
 
 /*
- * Loads the named model's current revision, or its version (> 0), into a
- * new context.
+ * Loads the named model's current revision, or its version (> 0, whose
+ * SHA-256 is sha_hex), into a new context.
  */
 static void
-cache_load(const char *name, int32 version, CacheEntry *e)
+cache_load(const char *name, int32 version, const char *sha_hex, CacheEntry *e)
 {
 	MemoryContext cxt;
 	bytea	   *blob;
@@ -131,7 +131,7 @@ cache_load(const char *name, int32 version, CacheEntry *e)
 	/* built under the caller's context until complete, so an error frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "rnnlm model",
 								ALLOCSET_DEFAULT_SIZES);
-	blob = version > 0 ? rnnlm_catalog_version_weights(name, version, CurrentMemoryContext)
+	blob = version > 0 ? rnnlm_catalog_version_weights(name, version, sha_hex, CurrentMemoryContext)
 		: rnnlm_catalog_weights(name, &revision, CurrentMemoryContext);
 	if (blob == NULL)
 		ereport(ERROR,
@@ -192,7 +192,7 @@ get_current(const char *name)
 		CacheEntry	fresh;
 
 		memset(&fresh, 0, sizeof(fresh));
-		cache_load(name, 0, &fresh);
+		cache_load(name, 0, NULL, &fresh);
 		if (e)
 			cache_retire(e);
 		e = hash_search(model_cache, name, HASH_ENTER, NULL);
@@ -224,7 +224,7 @@ get_pinned(const RnnlmRef *ref)
 		CacheEntry	fresh;
 
 		memset(&fresh, 0, sizeof(fresh));
-		cache_load(ref->name, version, &fresh);
+		cache_load(ref->name, version, sha, &fresh);
 		e = hash_search(model_cache, key, HASH_ENTER, NULL);
 		e->cxt = fresh.cxt;
 		e->loaded = fresh.loaded;

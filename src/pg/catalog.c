@@ -6,6 +6,9 @@
  */
 #include "rnnlm_pg.h"
 
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+
 #include <ctype.h>
 #include <math.h>
 
@@ -16,6 +19,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "catalog/namespace.h"
+
+static int	write_with_name(const char *sql, const char *name);
 
 /*
  * Whether rnnlm.model has the columns of 0.2 (parent, history): not before
@@ -28,6 +33,45 @@ catalog_has_history(void)
 	Oid			rel = get_relname_relid("model", get_namespace_oid("rnnlm", false));
 
 	return OidIsValid(rel) && get_attnum(rel, "history") != InvalidAttrNumber;
+}
+
+/*
+ * Whether the schema is 0.3's (it has rnnlm.version_counter, and the job
+ * table's wait_reason): not before ALTER EXTENSION rnnlm UPDATE from 0.2,
+ * when this library already serves a 0.2 schema.
+ */
+bool
+rnnlm_schema_is_v03(void)
+{
+	return OidIsValid(get_relname_relid("version_counter", get_namespace_oid("rnnlm", false)));
+}
+
+/*
+ * The number of the next version stored under a name, from its counter,
+ * which never goes back: a version dropped, or a model dropped and trained
+ * again, leaves its numbers used for good.  The counter's row stays locked
+ * until the transaction ends, so two replacements of one model are numbered
+ * one after the other.
+ */
+static int32
+next_version(const char *name)
+{
+	bool		isnull;
+
+	write_with_name("INSERT INTO rnnlm.version_counter AS c (name, last_version) "
+					"VALUES ($1, 1 OPERATOR(pg_catalog.+) GREATEST(0, "
+					"  (SELECT pg_catalog.max(version) FROM rnnlm.model "
+					"    WHERE name OPERATOR(pg_catalog.=) $1), "
+					"  (SELECT pg_catalog.max(version) FROM rnnlm.model_version "
+					"    WHERE name OPERATOR(pg_catalog.=) $1))) "
+					"ON CONFLICT (name) DO UPDATE SET last_version = 1 OPERATOR(pg_catalog.+) "
+					"  GREATEST(c.last_version, EXCLUDED.last_version OPERATOR(pg_catalog.-) 1) "
+					"WHERE $2 IS NOT NULL "
+					"RETURNING last_version",
+					name);
+	if (SPI_processed != 1)
+		elog(ERROR, "rnnlm: could not number the new version of model \"%s\"", name);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
@@ -57,6 +101,24 @@ exec_with_name(const char *sql, const char *name, bool read_only, long limit)
 	int			ret;
 
 	ret = SPI_execute_with_args(sql, 1, argtypes, values, NULL, read_only, limit);
+	if (ret < 0)
+		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
+	return ret;
+}
+
+/*
+ * Runs one of rnnlm's writes with two parameters, the model name and the
+ * calling role, as the extension's owner (privilege.c): the statement
+ * itself keeps to the rows that role owns ($2).
+ */
+static int
+write_with_name(const char *sql, const char *name)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		values[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(GetUserId())};
+	int			ret;
+
+	ret = rnnlm_spi_write(sql, 2, argtypes, values, NULL);
 	if (ret < 0)
 		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
 	return ret;
@@ -157,24 +219,25 @@ float_or_null(double v, char *nulls, int i)
 static void
 archive_current(const char *name)
 {
-	exec_with_name("INSERT INTO rnnlm.model_version (name, version, sha256, parameters, train_loss, "
-				   "  val_loss, created_at, weights) "
-				   "SELECT name, version, sha256, parameters, train_loss, val_loss, created_at, weights "
-				   "  FROM (SELECT * FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE) m "
-				   "ON CONFLICT (name, version) DO NOTHING",
-				   name, false, 0);
+	write_with_name("INSERT INTO rnnlm.model_version (name, version, sha256, parameters, train_loss, "
+					"  val_loss, created_at, weights) "
+					"SELECT name, version, sha256, parameters, train_loss, val_loss, created_at, weights "
+					"  FROM (SELECT * FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 "
+					"          AND " RNNLM_OWNED_BY("$2") " FOR UPDATE) m "
+					"ON CONFLICT (name, version) DO NOTHING",
+					name);
 }
 
 /* Deletes the older versions beyond the model's keep_versions, pinned ones aside. */
 static void
 prune_versions(const char *name)
 {
-	exec_with_name("DELETE FROM rnnlm.model_version v USING rnnlm.model m "
-				   "WHERE v.name OPERATOR(pg_catalog.=) $1 AND m.name OPERATOR(pg_catalog.=) $1 "
-				   "  AND NOT v.pinned "
-				   "  AND v.version OPERATOR(pg_catalog.<) "
-				   "      (m.version OPERATOR(pg_catalog.-) m.keep_versions)",
-				   name, false, 0);
+	write_with_name("DELETE FROM rnnlm.model_version v USING rnnlm.model m "
+					"WHERE v.name OPERATOR(pg_catalog.=) $1 AND m.name OPERATOR(pg_catalog.=) $1 "
+					"  AND " RNNLM_OWNED_BY_OF("$2", "m") " AND NOT v.pinned "
+					"  AND v.version OPERATOR(pg_catalog.<) "
+					"      (m.version OPERATOR(pg_catalog.-) m.keep_versions)",
+					name);
 }
 
 /*
@@ -189,8 +252,7 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"INSERT INTO rnnlm.model AS m (name, owner, %s, cell, tokenizer, vocab_size, "
 		"  embedding_dim, hidden_size, num_layers, parameters, train_loss, val_loss, "
 		"  val_perplexity, trained_tokens, options, created_at, weights%s) "
-		"VALUES ($1, (SELECT oid FROM pg_catalog.pg_roles "
-		"             WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)::pg_catalog.regrole, "
+		"VALUES ($1, $15::pg_catalog.oid::pg_catalog.regrole, "
 		"  pg_catalog.nextval('%s'::pg_catalog.regclass), "
 		"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
 		"  pg_catalog.now(), $14%s) "
@@ -204,22 +266,24 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"parameters = EXCLUDED.parameters, train_loss = EXCLUDED.train_loss, "
 		"val_loss = EXCLUDED.val_loss, val_perplexity = EXCLUDED.val_perplexity, "
 		"trained_tokens = EXCLUDED.trained_tokens, options = EXCLUDED.options, "
-		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights%s";
-	Oid			argtypes[17] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
+		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights%s "
+		"WHERE " RNNLM_OWNED_BY_OF("$15", "m");
+	Oid			argtypes[19] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
 		INT4OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, JSONBOID, BYTEAOID,
-	JSONBOID, TEXTOID, INT4OID};
-	Datum		values[17];
-	char		nulls[18];
+	OIDOID, JSONBOID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[19];
+	char		nulls[20];
 	const rl_config *c = &row->model->cfg;
 	const rl_train_result *r = row->result;
 	bool		v02 = catalog_has_history();
+	bool		v03 = v02 && rnnlm_schema_is_v03();
 	bool		stored;
 	bytea	   *weights;
 	int			ret;
 	char	   *stmt;
 
 	memset(nulls, ' ', sizeof(nulls));
-	nulls[17] = '\0';
+	nulls[19] = '\0';
 	weights = palloc_extended(VARHDRSZ + row->blob_len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(weights, VARHDRSZ + row->blob_len);
 	memcpy(VARDATA(weights), row->blob, row->blob_len);
@@ -239,29 +303,33 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	values[12] = row->opts ? JsonbPGetDatum(rnnlm_options_to_jsonb(row->opts))
 		: DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"imported\": true}"));
 	values[13] = PointerGetDatum(weights);
-	values[14] = DirectFunctionCall1(jsonb_in, CStringGetDatum(row->history ? row->history : "[]"));
-	values[15] = row->parent ? CStringGetTextDatum(row->parent) : (Datum) 0;
+	values[14] = ObjectIdGetDatum(GetUserId());
+	values[15] = DirectFunctionCall1(jsonb_in, CStringGetDatum(row->history ? row->history : "[]"));
+	values[16] = row->parent ? CStringGetTextDatum(row->parent) : (Datum) 0;
 	if (row->parent == NULL)
-		nulls[15] = 'n';
-	values[16] = Int32GetDatum(row->opts ? row->opts->keep_versions : 0);
+		nulls[16] = 'n';
+	values[17] = Int32GetDatum(row->opts ? row->opts->keep_versions : 0);
 	if (row->opts == NULL)
-		nulls[16] = 'n';		/* an import keeps the model's setting */
+		nulls[17] = 'n';		/* an import keeps the model's setting */
+	values[18] = Int32GetDatum(v03 ? next_version(row->name) : 0);
 
 	if (v02 && row->replace)
 		archive_current(row->name);
 	stmt = psprintf(sql, revision_column(),
 					v02 ? ", history, parent, version, sha256, keep_versions" : "",
 					revision_sequence(),
-					v02 ? ", $15, $16, 1, pg_catalog.sha256($14), COALESCE($17, 1)" : "",
+					v02 ? (v03 ? ", $16, $17, $19, pg_catalog.sha256($14), COALESCE($18, 1)"
+						   : ", $16, $17, 1, pg_catalog.sha256($14), COALESCE($18, 1)") : "",
 					row->replace ? psprintf(update, revision_column(), revision_column(),
-											v02 ? ", history = EXCLUDED.history, "
-											"parent = EXCLUDED.parent, "
-											"version = m.version OPERATOR(pg_catalog.+) 1, "
-											"sha256 = EXCLUDED.sha256, "
-											"keep_versions = COALESCE($17, m.keep_versions)"
+											v02 ? psprintf(", history = EXCLUDED.history, "
+														   "parent = EXCLUDED.parent, "
+														   "version = %s, "
+														   "sha256 = EXCLUDED.sha256, "
+														   "keep_versions = COALESCE($18, m.keep_versions)",
+														   v03 ? "$19" : "m.version OPERATOR(pg_catalog.+) 1")
 											: "") : "NOTHING",
 					revision_column());
-	ret = SPI_execute_with_args(stmt, v02 ? 17 : 14, argtypes, values, nulls, false, 0);
+	ret = rnnlm_spi_write(stmt, v03 ? 19 : v02 ? 18 : 15, argtypes, values, nulls);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));
 	pfree(weights);
@@ -275,8 +343,9 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 bool
 rnnlm_catalog_delete(const char *name)
 {
-	exec_with_name("DELETE FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1",
-				   name, false, 0);
+	write_with_name("DELETE FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 "
+					"  AND " RNNLM_OWNED_BY("$2"),
+					name);
 	return SPI_processed > 0;
 }
 
@@ -419,24 +488,62 @@ rnnlm_catalog_resolve_ref(const RnnlmRef *ref, char *sha_hex)
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* The weights of one version of a model, copied into cxt; NULL if it is not stored. */
-bytea *
-rnnlm_catalog_version_weights(const char *name, int32 version, MemoryContext cxt)
+/*
+ * Raises XX001 unless the bytes loaded for a version of a model have the
+ * SHA-256 (hex) that names it: a reference by version or hash never serves
+ * other weights, whatever was done to the tables.
+ */
+static void
+check_sha256(const char *name, int32 version, const char *sha_hex, const bytea *blob)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char		hex[2 * PG_SHA256_DIGEST_LENGTH + 1];
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "rnnlm: could not compute a SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) digest, sizeof(digest), hex);
+	hex[sizeof(hex) - 1] = '\0';
+	if (strcmp(hex, sha_hex) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the stored weights of version %d of rnnlm model \"%s\" do not match its SHA-256",
+						version, name),
+				 errdetail("The version is %s; the weights stored for it hash to %s.", sha_hex, hex)));
+}
+
+/*
+ * The weights of one version of a model (its number and SHA-256, as
+ * rnnlm_catalog_resolve_ref found them), copied into cxt; NULL if it is not
+ * stored.  XX001 when the bytes do not hash to sha_hex.
+ */
+bytea *
+rnnlm_catalog_version_weights(const char *name, int32 version, const char *sha_hex,
+							  MemoryContext cxt)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version),
+	CStringGetTextDatum(sha_hex)};
 	bool		isnull;
 	Datum		d;
 	MemoryContext old;
 	bytea	   *result;
 	int			ret;
 
-	ret = SPI_execute_with_args("SELECT weights FROM rnnlm.model "
-								"  WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
-								"UNION ALL "
-								"SELECT weights FROM rnnlm.model_version "
-								"  WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-								2, argtypes, values, NULL, true, 1);
+	/* the row whose number and hash are the version's (the current row first) */
+	ret = SPI_execute_with_args("SELECT weights FROM ("
+								"  SELECT 0 AS archived, weights FROM rnnlm.model "
+								"   WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
+								"     AND pg_catalog.encode(sha256, 'hex') OPERATOR(pg_catalog.=) $3 "
+								"  UNION ALL "
+								"  SELECT 1, weights FROM rnnlm.model_version "
+								"   WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
+								"     AND pg_catalog.encode(sha256, 'hex') OPERATOR(pg_catalog.=) $3) v "
+								"ORDER BY archived LIMIT 1",
+								3, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -445,15 +552,21 @@ rnnlm_catalog_version_weights(const char *name, int32 version, MemoryContext cxt
 	old = MemoryContextSwitchTo(cxt);
 	result = DatumGetByteaPCopy(d);
 	MemoryContextSwitchTo(old);
+	check_sha256(name, version, sha_hex, result);
 	return result;
 }
 
-/* Runs a statement on one older version (name $1, version $2, and $3 when nargs is 3) of a model the caller owns. */
+/*
+ * Runs a statement on one older version (name $1, version $2, the caller
+ * $3, and $4 when nargs is 4) of a model the caller owns, as the
+ * extension's owner.
+ */
 static uint64
 exec_on_version(const char *sql, int nargs, const char *name, int32 version, bool pinned)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, BOOLOID};
-	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), BoolGetDatum(pinned)};
+	Oid			argtypes[4] = {TEXTOID, INT4OID, OIDOID, BOOLOID};
+	Datum		values[4] = {CStringGetTextDatum(name), Int32GetDatum(version),
+	ObjectIdGetDatum(GetUserId()), BoolGetDatum(pinned)};
 	int			ret;
 
 	rnnlm_catalog_check_owner(name);
@@ -461,7 +574,7 @@ exec_on_version(const char *sql, int nargs, const char *name, int32 version, boo
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("rnnlm model \"%s\" does not exist", name)));
-	ret = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+	ret = rnnlm_spi_write(sql, nargs, argtypes, values, NULL);
 	if (ret < 0)
 		elog(ERROR, "rnnlm: catalog statement failed: %s", SPI_result_code_string(ret));
 	return SPI_processed;
@@ -478,9 +591,10 @@ rnnlm_pin_version(PG_FUNCTION_ARGS)
 
 	PreventCommandIfReadOnly("rnnlm_pin_version()");
 	SPI_connect();
-	n = exec_on_version("UPDATE rnnlm.model_version SET pinned = $3 "
-						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-						3, name, PG_GETARG_INT32(1), PG_GETARG_BOOL(2));
+	n = exec_on_version("UPDATE rnnlm.model_version v SET pinned = $4 FROM rnnlm.model m "
+						"WHERE v.name OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 "
+						"  AND m.name OPERATOR(pg_catalog.=) $1 AND " RNNLM_OWNED_BY_OF("$3", "m"),
+						4, name, PG_GETARG_INT32(1), PG_GETARG_BOOL(2));
 	SPI_finish();
 	PG_RETURN_BOOL(n > 0);
 }
@@ -496,9 +610,10 @@ rnnlm_drop_version(PG_FUNCTION_ARGS)
 
 	PreventCommandIfReadOnly("rnnlm_drop_version()");
 	SPI_connect();
-	n = exec_on_version("DELETE FROM rnnlm.model_version "
-						"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-						2, name, PG_GETARG_INT32(1), false);
+	n = exec_on_version("DELETE FROM rnnlm.model_version v USING rnnlm.model m "
+						"WHERE v.name OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 "
+						"  AND m.name OPERATOR(pg_catalog.=) $1 AND " RNNLM_OWNED_BY_OF("$3", "m"),
+						3, name, PG_GETARG_INT32(1), false);
 	SPI_finish();
 	PG_RETURN_BOOL(n > 0);
 }

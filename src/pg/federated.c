@@ -665,7 +665,7 @@ rnnlm_federation_free(RnnlmFederation *f)
 Datum
 rnnlm_train_federated(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	char	   *query = rnnlm_training_query_arg(fcinfo, 2);
 	Jsonb	   *jopts = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
 	MemoryContext caller = CurrentMemoryContext;

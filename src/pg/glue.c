@@ -186,6 +186,24 @@ rnnlm_check_name(Datum d, bool isnull)
 }
 
 /*
+ * Validates the name of a model about to be made (trained, imported,
+ * tuned): a model name, without the '@' that a reference reads as the start
+ * of a version (name@N, name@sha256:<hex>).  42602 otherwise.
+ */
+char *
+rnnlm_check_new_name(Datum d, bool isnull)
+{
+	char	   *s = rnnlm_check_name(d, isnull);
+
+	if (strchr(s, '@') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("model name \"%s\" contains \"@\"", s),
+				 errdetail("A model reference reads what follows \"@\" as a version (name@N or name@sha256:<hex>), so a new model's name must not contain \"@\".")));
+	return s;
+}
+
+/*
  * Validates a model reference argument (a name, name@N or
  * name@sha256:<hex prefix>; cache.c reads it) and returns it as a C string.
  */

@@ -26,12 +26,19 @@
  * 'interrupted'; rnnlm_resume starts a new worker that restores the last
  * checkpoint and ends with the weights an uninterrupted run would have had.
  *
- * Whether a job has a worker is told by a session advisory lock that the
- * worker takes before anything else and holds until it exits, crash or not
- * (rnnlm.job_worker): pg_locks is current and shows every role every lock,
- * where pg_stat_activity is a per-transaction snapshot and hides other
- * roles' sessions.  A second worker for the same job (a resume racing a
- * live worker) finds the lock taken and exits without touching the job.
+ * Whether a job has a worker is told by a lock that the worker takes
+ * before anything else and holds until it exits, crash or not, on a tag no
+ * SQL function reaches (job_slots.c, rnnlm.job_worker): pg_locks is current
+ * and shows every role every lock, where pg_stat_activity is a
+ * per-transaction snapshot and hides other roles' sessions.  A second
+ * worker for the same job (a resume racing a live worker) finds the lock
+ * taken and exits without touching the job.  A job beyond its role's
+ * rnnlm.max_jobs_per_role, or submitted when no worker slot is free, waits
+ * as 'queued' until a slot frees (job_slots.c).
+ *
+ * Job rows are written only here, as the extension's owner (privilege.c):
+ * no role can insert or change one, and a worker still checks the row it
+ * claims (its owner, its threads) before it trusts it.
  */
 #include "rnnlm_pg.h"
 
@@ -69,22 +76,10 @@ PG_FUNCTION_INFO_V1(rnnlm_resume);
 
 PGDLLEXPORT void rnnlm_job_main(Datum arg);
 
-/* The first key of a job's advisory lock ("rnnl"); the second is its id mod 2^31. */
-#define RNNLM_JOB_LOCK_KEY 1919839852
-
 /* A running job records its progress at least this often. */
 #define PROGRESS_SECONDS 10.0
 
-/* What the launching backend tells the worker (in bgw_extra). */
-typedef struct JobLaunch
-{
-	int64		job_id;
-	Oid			database;
-	Oid			role;
-	TransactionId submitter;	/* wait for it to end; invalid for a resume */
-} JobLaunch;
-
-StaticAssertDecl(sizeof(JobLaunch) <= BGW_EXTRALEN, "JobLaunch fits in bgw_extra");
+StaticAssertDecl(sizeof(RnnlmJobLaunch) <= BGW_EXTRALEN, "RnnlmJobLaunch fits in bgw_extra");
 
 /* The job row as the worker reads it when it claims the job. */
 typedef struct JobRow
@@ -96,6 +91,7 @@ typedef struct JobRow
 	int			threads;
 	bytea	   *checkpoint;		/* or NULL */
 	ArrayType  *servers;		/* a federated training's, or NULL */
+	Oid			owner;
 } JobRow;
 
 /* ---------- in the calling backend ---------- */
@@ -121,47 +117,10 @@ check_can_login(Oid role)
 				 errhint("Submit the job as a role with LOGIN (ALTER ROLE ... LOGIN), or train synchronously with rnnlm_train().")));
 }
 
-/* Starts the worker of a job; returns its pid. */
-static int
-start_worker(int64 job_id, Oid role)
-{
-	BackgroundWorker w;
-	BackgroundWorkerHandle *handle;
-	JobLaunch	launch;
-	pid_t		pid;
-
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "rnnlm");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "rnnlm_job_main");
-	snprintf(w.bgw_name, BGW_MAXLEN, "rnnlm training job " INT64_FORMAT, job_id);
-	snprintf(w.bgw_type, BGW_MAXLEN, "rnnlm training job");
-	w.bgw_main_arg = Int64GetDatum(job_id);
-	w.bgw_notify_pid = MyProcPid;
-	launch.job_id = job_id;
-	launch.database = MyDatabaseId;
-	launch.role = role;
-	launch.submitter = GetTopTransactionIdIfAny();
-	memcpy(w.bgw_extra, &launch, sizeof(launch));
-
-	if (!RegisterDynamicBackgroundWorker(&w, &handle))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start a background worker for rnnlm training job " INT64_FORMAT, job_id),
-				 errdetail("Every one of the max_worker_processes (%d) slots is in use.",
-						   max_worker_processes),
-				 errhint("Wait for other jobs to finish, or raise max_worker_processes (which needs a restart).")));
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("the background worker of rnnlm training job " INT64_FORMAT " did not start", job_id),
-				 errhint("The server log may say why.")));
-	return (int) pid;
-}
-
-/* Runs a statement whose first parameter is the job id. */
+/*
+ * Runs a statement whose first parameter is the job id: a read as the
+ * caller (expect SPI_OK_SELECT), a write as the extension's owner.
+ */
 static void
 exec_job(const char *sql, int64 job_id, int nargs, Oid *types, Datum *values,
 		 const char *nulls, int expect)
@@ -180,63 +139,29 @@ exec_job(const char *sql, int64 job_id, int nargs, Oid *types, Datum *values,
 		argnulls[i + 1] = nulls ? nulls[i] : ' ';
 	}
 	argnulls[nargs + 1] = '\0';
-	ret = SPI_execute_with_args(sql, nargs + 1, argtypes, argvalues, argnulls, false, 0);
+	if (expect == SPI_OK_SELECT)
+		ret = SPI_execute_with_args(sql, nargs + 1, argtypes, argvalues, argnulls, false, 0);
+	else
+		ret = rnnlm_spi_write(sql, nargs + 1, argtypes, argvalues, argnulls);
 	if (ret != expect)
 		elog(ERROR, "rnnlm: job statement failed: %s", SPI_result_code_string(ret));
-}
-
-/*
- * Waits (at most 10 s) until a job's new worker holds the job's lock, which
- * it takes first thing, so that rnnlm.jobs does not take the moment before
- * for a worker that is gone.
- */
-static void
-await_worker(int64 job_id)
-{
-	int			i;
-
-	for (i = 0; i < 1000; i++)
-	{
-		bool		isnull;
-
-		exec_job("SELECT rnnlm.job_worker($1) IS NOT NULL", job_id, 0, NULL, NULL, NULL,
-				 SPI_OK_SELECT);
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/* Records the pid of a job's new worker. */
-static void
-record_worker(int64 job_id, int pid)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(pid)};
-
-	exec_job("UPDATE rnnlm.job SET worker_pid = $2 WHERE id OPERATOR(pg_catalog.=) $1",
-			 job_id, 1, types, values, NULL, SPI_OK_UPDATE);
-	await_worker(job_id);
 }
 
 /* Removes this role's finished jobs older than rnnlm.job_retention. */
 static void
 expire_jobs(void)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(rnnlm_job_retention_min)};
+	Oid			types[2] = {INT4OID, OIDOID};
+	Datum		values[2] = {Int32GetDatum(rnnlm_job_retention_min), ObjectIdGetDatum(GetUserId())};
 
 	if (rnnlm_job_retention_min <= 0)
 		return;
-	if (SPI_execute_with_args("DELETE FROM rnnlm.job "
+	if (rnnlm_spi_write("DELETE FROM rnnlm.job "
 							  "WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['succeeded', 'failed', 'cancelled']) "
 							  "AND finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() "
 							  "  OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1)) "
-							  "AND rnnlm.is_owner(owner)",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+						"AND " RNNLM_OWNED_BY("$2"),
+						2, types, values, NULL) != SPI_OK_DELETE)
 		elog(ERROR, "rnnlm: could not expire old jobs");
 }
 
@@ -244,9 +169,9 @@ expire_jobs(void)
 static int64
 insert_job(const char *name, const char *query, Jsonb *options, ArrayType *servers)
 {
-	Oid			types[6] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, NAMEARRAYOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', servers ? ' ' : 'n'};
+	Oid			types[7] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, NAMEARRAYOID, OIDOID};
+	Datum		values[7];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', servers ? ' ' : 'n', ' ', '\0'};
 	bool		isnull;
 	int			ret;
 
@@ -257,11 +182,10 @@ insert_job(const char *name, const char *query, Jsonb *options, ArrayType *serve
 	values[3] = CStringGetTextDatum(GetConfigOption("search_path", false, false));
 	values[4] = Int32GetDatum(rnnlm_threads);
 	values[5] = PointerGetDatum(servers);
-	ret = SPI_execute_with_args("INSERT INTO rnnlm.job (model, owner, training_query, options, search_path, threads, servers) "
-								"VALUES ($1, (SELECT oid FROM pg_catalog.pg_roles "
-								"  WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)::pg_catalog.regrole, "
-								"  $2, $3, $4, $5, $6) RETURNING id",
-								6, types, values, nulls, false, 0);
+	values[6] = ObjectIdGetDatum(GetUserId());
+	ret = rnnlm_spi_write("INSERT INTO rnnlm.job (model, owner, training_query, options, search_path, threads, servers) "
+						  "VALUES ($1, $7::pg_catalog.regrole, $2, $3, $4, $5, $6) RETURNING id",
+						  7, types, values, nulls);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "rnnlm: could not record the job: %s", SPI_result_code_string(ret));
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -279,7 +203,21 @@ check_parent_exists(const RnnlmOptions *opts, const char *name)
 				 errhint("SELECT name FROM rnnlm.models lists the models you can use.")));
 }
 
-/* Records a job (its name, options and parent checked first) and starts its worker. */
+/* Raises 22023 when checkpoint_minutes is below rnnlm.min_checkpoint_minutes. */
+static void
+check_checkpoint_minutes(const RnnlmOptions *opts)
+{
+	if (opts->checkpoint_minutes < rnnlm_min_checkpoint_minutes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"checkpoint_minutes\" must be at least %g", rnnlm_min_checkpoint_minutes),
+				 errdetail("rnnlm.min_checkpoint_minutes bounds how often a job writes a checkpoint, and so the WAL it writes.")));
+}
+
+/*
+ * Records a job (its name, options and parent checked first) and starts its
+ * worker, or leaves it queued until a slot frees.
+ */
 static int64
 submit_job(const char *name, const char *query, Jsonb *options, const RnnlmOptions *opts,
 		   ArrayType *servers)
@@ -288,6 +226,7 @@ submit_job(const char *name, const char *query, Jsonb *options, const RnnlmOptio
 	int64		job_id;
 
 	rnnlm_check_read_only_query(query, "training query");
+	check_checkpoint_minutes(opts);
 	check_can_login(GetUserId());
 	SPI_connect();
 	rnnlm_training_init(&t, name, opts, CurrentMemoryContext, false);
@@ -296,7 +235,7 @@ submit_job(const char *name, const char *query, Jsonb *options, const RnnlmOptio
 	rnnlm_training_free(&t);
 	expire_jobs();
 	job_id = insert_job(name, query, options, servers);
-	record_worker(job_id, start_worker(job_id, GetUserId()));
+	rnnlm_dispatch_jobs(false);
 	SPI_finish();
 	return job_id;
 }
@@ -309,7 +248,7 @@ submit_job(const char *name, const char *query, Jsonb *options, const RnnlmOptio
 Datum
 rnnlm_train_async(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
 	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
 	RnnlmOptions opts;
@@ -326,7 +265,7 @@ rnnlm_train_async(PG_FUNCTION_ARGS)
 Datum
 rnnlm_train_federated_async(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	ArrayType  *servers = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
 	char	   *query = rnnlm_training_query_arg(fcinfo, 2);
 	Jsonb	   *options = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
@@ -475,6 +414,7 @@ rnnlm_wait(PG_FUNCTION_ARGS)
 	int64		job_id;
 	TimestampTz deadline = 0;
 	MemoryContext caller = CurrentMemoryContext;
+	int			polls = 0;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -529,6 +469,10 @@ rnnlm_wait(PG_FUNCTION_ARGS)
 							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 		}
+		/* a job that waits for a slot may find one free now (job_slots.c) */
+		if (strcmp(state, "queued") == 0 && ++polls % 10 == 1 && !XactReadOnly &&
+			!RecoveryInProgress())
+			rnnlm_dispatch_jobs(false);
 		SPI_finish();
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			PG_RETURN_NULL();
@@ -562,7 +506,14 @@ rnnlm_resume(PG_FUNCTION_ARGS)
 				 errmsg("rnnlm job " INT64_FORMAT " is a federated training, which cannot be resumed", job_id),
 				 errhint("Start it again with rnnlm_train_federated_async().")));
 	if (strcmp(state, "interrupted") == 0)
-		exec_job("UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, "
+		exec_job(rnnlm_schema_is_v03() ?
+				 "UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, wait_reason = NULL, "
+				 "  resumes = resumes OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now() "
+				 "WHERE id OPERATOR(pg_catalog.=) $1 "
+				 "  AND state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) "
+				 "  AND rnnlm.job_worker(id) IS NULL "
+				 "RETURNING owner::pg_catalog.oid" :
+				 "UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, "
 				 "  resumes = resumes OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now() "
 				 "WHERE id OPERATOR(pg_catalog.=) $1 "
 				 "  AND state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) "
@@ -577,9 +528,43 @@ rnnlm_resume(PG_FUNCTION_ARGS)
 				 errdetail("Only an interrupted job can be resumed.")));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	check_can_login(owner);
-	record_worker(job_id, start_worker(job_id, owner));
+	rnnlm_dispatch_jobs(false);
 	SPI_finish();
 	PG_RETURN_INT64(job_id);
+}
+
+PG_FUNCTION_INFO_V1(rnnlm_forget);
+
+/*
+ * rnnlm_forget(job_id): removes a job of the caller's that has ended from
+ * rnnlm.jobs; false when there is no such job.
+ */
+Datum
+rnnlm_forget(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	char	   *state;
+	bool		result = false;
+
+	PreventCommandIfReadOnly("rnnlm_forget()");
+	SPI_connect();
+	state = job_state(job_id, true);
+	if (state && (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("rnnlm job " INT64_FORMAT " is %s", job_id, state),
+				 errhint("Cancel it first with rnnlm_cancel().")));
+	if (state)
+	{
+		/* job_state found it under the caller's row-level security: it is theirs */
+		exec_job("DELETE FROM rnnlm.job WHERE id OPERATOR(pg_catalog.=) $1 "
+				 "  AND (state OPERATOR(pg_catalog.<>) ALL (ARRAY['queued', 'running']) "
+				 "       OR rnnlm.job_worker(id) IS NULL)",
+				 job_id, 0, NULL, NULL, NULL, SPI_OK_DELETE);
+		result = SPI_processed > 0;
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(result);
 }
 
 /* ---------- in the worker ---------- */
@@ -637,10 +622,11 @@ claim_job(int64 job_id, JobRow *row, MemoryContext cxt)
 	MemoryContext old;
 
 	begin_txn();
-	exec_job("UPDATE rnnlm.job SET state = 'running', worker_pid = $2, "
+	exec_job(psprintf("UPDATE rnnlm.job SET state = 'running', worker_pid = $2, %s"
 			 "  started_at = COALESCE(started_at, pg_catalog.now()), updated_at = pg_catalog.now() "
 			 "WHERE id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'queued' "
-			 "RETURNING model, training_query, options, search_path, threads, checkpoint, servers",
+			 "RETURNING model, training_query, options, search_path, threads, checkpoint, servers, "
+			 "  owner::pg_catalog.oid", rnnlm_schema_is_v03() ? "wait_reason = NULL, " : ""),
 			 job_id, 1, types, values, NULL, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
 	{
@@ -658,9 +644,34 @@ claim_job(int64 job_id, JobRow *row, MemoryContext cxt)
 	row->checkpoint = isnull ? NULL : DatumGetByteaPCopy(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
 	row->servers = isnull ? NULL : DatumGetArrayTypePCopy(d);
+	row->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
 	MemoryContextSwitchTo(old);
 	commit_txn();
 	return true;
+}
+
+/*
+ * Raises an ERROR (the job then fails with it) when a field of the claimed
+ * row is out of the bounds that submitting checks: the row is trusted no
+ * further than the checks it went through.  The options are parsed by the
+ * same functions as at submission, when the job starts.
+ */
+static void
+check_job_row(int64 job_id, const JobRow *row)
+{
+	if (row->owner != GetUserId())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("rnnlm job " INT64_FORMAT " does not belong to the role its worker runs as", job_id)));
+	if (row->threads < 1 || row->threads > RNNLM_MAX_THREADS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rnnlm job " INT64_FORMAT " asks for %d threads", job_id, row->threads),
+				 errdetail("rnnlm.threads is between 1 and %d.", RNNLM_MAX_THREADS)));
+	if (row->search_path == NULL || row->model == NULL || row->query == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rnnlm job " INT64_FORMAT " has a NULL field", job_id)));
 }
 
 /* Records where the training is (p, history), and a checkpoint when ckpt is not NULL. */
@@ -734,7 +745,7 @@ record_checkpoint(int64 job_id, RnnlmTraining *t)
 static void
 train_job(int64 job_id, RnnlmTraining *t)
 {
-	double		ckpt_every = t->opts.checkpoint_minutes * 60.0;
+	double		ckpt_every = Max(t->opts.checkpoint_minutes, rnnlm_min_checkpoint_minutes) * 60.0;
 	double		last_progress = rl_now_seconds(),
 				last_ckpt = last_progress;
 
@@ -804,6 +815,7 @@ record_failure(int64 job_id, ErrorData *edata)
 	values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
 	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	begin_txn();
+	XactReadOnly = false;		/* the job's own record, whatever the role's default */
 	exec_job("UPDATE rnnlm.job SET state = $2, error = $3, error_code = $4, checkpoint = NULL, "
 			 "  eta = NULL, finished_at = pg_catalog.now(), updated_at = pg_catalog.now() "
 			 "WHERE id OPERATOR(pg_catalog.=) $1",
@@ -866,6 +878,7 @@ run_job(int64 job_id, MemoryContext cxt)
 
 	if (!claim_job(job_id, &row, cxt))
 		return;
+	check_job_row(job_id, &row);
 	pgstat_report_activity(STATE_RUNNING, psprintf("rnnlm training job " INT64_FORMAT ": model \"%s\"",
 												   job_id, row.model));
 	SetConfigOption("search_path", row.search_path, PGC_USERSET, PGC_S_SESSION);
@@ -898,24 +911,6 @@ run_job(int64 job_id, MemoryContext cxt)
 	rnnlm_training_free(&t);
 }
 
-/*
- * Takes the job's session advisory lock (see rnnlm.job_worker), held until
- * this process exits; false when another worker holds it already.
- */
-static bool
-lock_job(int64 job_id)
-{
-	bool		got;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	got = DatumGetBool(DirectFunctionCall2(pg_try_advisory_lock_int4,
-										   Int32GetDatum(RNNLM_JOB_LOCK_KEY),
-										   Int32GetDatum((int32) (job_id % 2147483648LL))));
-	CommitTransactionCommand();
-	return got;
-}
-
 /* Waits for the transaction that submitted the job to commit or roll back. */
 static void
 wait_for_submitter(TransactionId xid)
@@ -928,12 +923,53 @@ wait_for_submitter(TransactionId xid)
 	CommitTransactionCommand();
 }
 
+/*
+ * Raises 25006 when the job's owner has default_transaction_read_only on:
+ * the job could not store its model (rnnlm_job_main records the failure).
+ */
+static void
+check_writable(void)
+{
+	if (DefaultXactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("rnnlm training job cannot run: its role has default_transaction_read_only on"),
+				 errdetail("A job's worker connects as the job's owner, with that role's settings, and could not store the model."),
+				 errhint("ALTER ROLE ... SET default_transaction_read_only = off, or train with rnnlm_train().")));
+}
+
+/*
+ * After the job ended: gives up its lock and starts the jobs that waited
+ * for a slot (job_slots.c), in a transaction of its own.  A failure here
+ * only leaves those jobs waiting for the next dispatch.
+ */
+static void
+start_waiting_jobs(const RnnlmJobLaunch *launch, bool legacy)
+{
+	rnnlm_job_unlock(launch->job_id, launch->role, legacy);
+	PG_TRY();
+	{
+		begin_txn();
+		XactReadOnly = false;
+		rnnlm_dispatch_jobs(true);
+		commit_txn();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+}
+
 /* The worker's entry point. */
 void
 rnnlm_job_main(Datum arg)
 {
-	JobLaunch	launch;
+	RnnlmJobLaunch launch;
 	MemoryContext cxt;
+	bool		legacy;
 
 	memcpy(&launch, MyBgworkerEntry->bgw_extra, sizeof(launch));
 	pqsignal(SIGTERM, die);
@@ -942,11 +978,16 @@ rnnlm_job_main(Datum arg)
 	cxt = AllocSetContextCreate(TopMemoryContext, "rnnlm job", ALLOCSET_DEFAULT_SIZES);
 	worker_cxt = cxt;
 
-	if (!lock_job(launch.job_id))
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	legacy = !rnnlm_schema_is_v03();
+	CommitTransactionCommand();
+	if (!rnnlm_job_lock(launch.job_id, launch.role, legacy))
 		proc_exit(0);			/* the job has a worker */
 	PG_TRY();
 	{
 		wait_for_submitter(launch.submitter);
+		check_writable();
 		run_job(launch.job_id, cxt);
 	}
 	PG_CATCH();
@@ -967,5 +1008,6 @@ rnnlm_job_main(Datum arg)
 		RESUME_INTERRUPTS();
 	}
 	PG_END_TRY();
+	start_waiting_jobs(&launch, legacy);
 	proc_exit(0);
 }

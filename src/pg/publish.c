@@ -53,7 +53,7 @@ read_published(const char *refstr, Published *p, MemoryContext caller)
 	{
 		p->name = MemoryContextStrdup(caller, ref.name);
 		p->file = rnnlm_catalog_version_weights(ref.name, rnnlm_catalog_resolve_ref(&ref, p->sha),
-												caller);
+												p->sha, caller);
 	}
 	else
 	{

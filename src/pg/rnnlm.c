@@ -20,6 +20,8 @@ int			rnnlm_max_memory_mb = 4096;
 
 /* Finished jobs are removed this many minutes after they end; 0 = never. */
 int			rnnlm_job_retention_min = 30 * 24 * 60;
+int			rnnlm_max_jobs_per_role = 2;
+double		rnnlm_min_checkpoint_minutes = 5;
 
 /* The precision of scoring and generation (rl_precision). */
 int			rnnlm_precision = RL_PREC_FP32;
@@ -72,7 +74,7 @@ _PG_init(void)
 							"Number of helper threads (BLAS, OpenMP) each backend uses for rnnlm.",
 							"Helper threads run only matrix arithmetic, with every signal blocked.",
 							&rnnlm_threads,
-							1, 1, 64,
+							1, 1, RNNLM_MAX_THREADS,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
@@ -95,6 +97,27 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("rnnlm.max_jobs_per_role",
+							"Most rnnlm training jobs of one role that run at once.",
+							"A role's further jobs wait as queued (rnnlm.jobs.wait_reason says "
+							"why) and start when one of its jobs ends; set it in "
+							"postgresql.conf, so that no role can raise its own cap.",
+							&rnnlm_max_jobs_per_role,
+							2, 1, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomRealVariable("rnnlm.min_checkpoint_minutes",
+							 "Smallest checkpoint_minutes a training job may ask for.",
+							 "Bounds the WAL a job writes for its checkpoints: with the default "
+							 "(5) a job writes at most twice the timed checkpoints of one with "
+							 "the default checkpoint_minutes (10); checkpoints at the end of each "
+							 "epoch are the same for both.",
+							 &rnnlm_min_checkpoint_minutes,
+							 5, 0, 10080,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	DefineCustomEnumVariable("rnnlm.precision",
 							 "Precision of the matrix products of rnnlm's scoring and generation.",
 							 "fp32 (exact, the default), bf16 (bf16 inputs, fp32 sums; needs a "

@@ -22,6 +22,9 @@
 /* Most tokens rnnlm_generate produces in one call. */
 #define RNNLM_MAX_GENERATE 10000
 
+/* Most helper threads a backend may use (rnnlm.threads). */
+#define RNNLM_MAX_THREADS 64
+
 /* GUCs (rnnlm.c) */
 extern int	rnnlm_threads;
 extern int	rnnlm_precision;	/* rl_precision of scoring and generation */
@@ -29,6 +32,8 @@ extern int	rnnlm_backend;		/* 0 auto, else 1 + a row of the core's backends */
 extern const char *rnnlm_backend_setting(void);
 extern int	rnnlm_max_memory_mb;
 extern int	rnnlm_job_retention_min;
+extern int	rnnlm_max_jobs_per_role;
+extern double rnnlm_min_checkpoint_minutes;
 
 #define RNNLM_MAX_MEMORY_BYTES() ((size_t) rnnlm_max_memory_mb << 20)
 
@@ -41,6 +46,7 @@ extern void rnnlm_raise(rl_env *env, const char *what) pg_attribute_noreturn();
 extern void rnnlm_prepare_compute(void);
 extern rl_precision rnnlm_resolve_precision(rl_precision want, const char *what);
 extern char *rnnlm_check_name(Datum d, bool isnull);
+extern char *rnnlm_check_new_name(Datum d, bool isnull);
 extern char *rnnlm_check_ref(Datum d, bool isnull);
 extern char *rnnlm_text_to_utf8(text *t, size_t *len);
 extern int32_t *rnnlm_tokenize(rl_env *env, const rl_model *m, const char *u,
@@ -112,6 +118,22 @@ typedef void (*rnnlm_vector_row_fn) (void *arg, const char *utf8, size_t len,
 extern uint64 rnnlm_read_vector_rows(const char *query, const char *what,
 									 rnnlm_vector_row_fn fn, void *arg, uint64 *used);
 
+/* privilege.c: rnnlm's tables written as the extension's owner */
+extern Oid	rnnlm_extension_owner(void);
+extern int	rnnlm_spi_write(const char *sql, int nargs, Oid *types, Datum *values,
+							const char *nulls);
+extern int	rnnlm_spi_read_all(const char *sql, int nargs, Oid *types, Datum *values,
+							   const char *nulls);
+
+/*
+ * SQL for such a write: whether the role given as parameter p belongs to
+ * the owner of the row (of table alias t); a superuser belongs to every role.
+ */
+#define RNNLM_OWNED_BY_OF(p, t) \
+	"pg_catalog.pg_has_role(" p "::pg_catalog.oid, " t ".owner::pg_catalog.oid, 'MEMBER')"
+#define RNNLM_OWNED_BY(p) \
+	"pg_catalog.pg_has_role(" p "::pg_catalog.oid, owner::pg_catalog.oid, 'MEMBER')"
+
 /* catalog.c: the rnnlm.model table (callers are SPI-connected) */
 typedef struct RnnlmModelRow
 {
@@ -136,8 +158,10 @@ typedef struct RnnlmRef
 
 extern bool rnnlm_parse_ref(const char *s, RnnlmRef *ref);
 extern int32 rnnlm_catalog_resolve_ref(const RnnlmRef *ref, char *sha_hex);
-extern bytea *rnnlm_catalog_version_weights(const char *name, int32 version, MemoryContext cxt);
+extern bytea *rnnlm_catalog_version_weights(const char *name, int32 version,
+											 const char *sha_hex, MemoryContext cxt);
 extern bool rnnlm_catalog_exists(const char *name);
+extern bool rnnlm_schema_is_v03(void);
 extern void rnnlm_catalog_check_owner(const char *name);
 extern int64 rnnlm_catalog_revision(const char *name, bool *found);
 extern bytea *rnnlm_catalog_weights(const char *name, int64 *revision, MemoryContext cxt);
@@ -200,6 +224,19 @@ extern void rnnlm_training_free(RnnlmTraining *t);
 extern char *rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno);
 extern void rnnlm_pretrained_read(RnnlmTraining *t);
 extern void rnnlm_pretrained_apply(RnnlmTraining *t);
+
+/* job_slots.c: a job's worker lock, rnnlm.max_jobs_per_role, starting workers */
+typedef struct RnnlmJobLaunch
+{
+	int64		job_id;
+	Oid			database;
+	Oid			role;			/* the job's owner, as whom the worker connects */
+	TransactionId submitter;	/* the worker waits for it to end; or invalid */
+} RnnlmJobLaunch;
+
+extern bool rnnlm_job_lock(int64 job_id, Oid owner, bool legacy);
+extern void rnnlm_job_unlock(int64 job_id, Oid owner, bool legacy);
+extern void rnnlm_dispatch_jobs(bool write_all);
 
 /* federated.c: the coordinator of a federated training, step by step */
 typedef struct RnnlmFederation RnnlmFederation;

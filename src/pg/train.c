@@ -521,7 +521,7 @@ rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno)
 Datum
 rnnlm_train(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
 	MemoryContext caller = CurrentMemoryContext;
 	RnnlmOptions opts;

@@ -31,7 +31,7 @@ rnnlm_export(PG_FUNCTION_ARGS)
 	{
 		char		sha[65];
 
-		blob = rnnlm_catalog_version_weights(ref.name, rnnlm_catalog_resolve_ref(&ref, sha), caller);
+		blob = rnnlm_catalog_version_weights(ref.name, rnnlm_catalog_resolve_ref(&ref, sha), sha, caller);
 	}
 	else
 		blob = rnnlm_catalog_weights(name, &revision, caller);
@@ -48,7 +48,7 @@ rnnlm_export(PG_FUNCTION_ARGS)
 Datum
 rnnlm_import(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	bool		replace = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	bytea	   *data;
 	MemoryContext cxt;

@@ -205,7 +205,7 @@ train_trial(RnnlmTraining *t, const char *name, const RnnlmOptions *opts, const 
 Datum
 rnnlm_tune(PG_FUNCTION_ARGS)
 {
-	char	   *name = rnnlm_check_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
 	Jsonb	   *options;
 	GridAxis   *axes;

@@ -1,7 +1,8 @@
-# Upgrading from 0.1 to 0.2 (ALTER EXTENSION rnnlm UPDATE) keeps every model
-# and what it computes, keeps row-level security, and gives the same schema
-# as a fresh 0.2 install; model files of format version 1 kept in
-# test/fixtures/ still load and score the same.
+# Upgrading from 0.1 to 0.2 and on to 0.3 (ALTER EXTENSION rnnlm UPDATE)
+# keeps every model and what it computes, keeps row-level security, ends
+# with 0.3's grants (no role but the extension's owner writes rnnlm's
+# tables), and gives the same schema as a fresh 0.3 install; model files of
+# format version 1 kept in test/fixtures/ still load and score the same.
 #
 # In the database old: the extension at 0.1, models trained by a
 # non-superuser (word and char, lstm, gru and rnn), one imported, one granted
@@ -10,8 +11,10 @@
 # visibility hold, and the functions new in 0.2 (fine-tuning with init_from,
 # rnnlm_train_async/rnnlm_wait, rnnlm_training_history, rnnlm_tune) work on
 # the old models.  Then the catalog of fresh (CREATE EXTENSION rnnlm) is
-# compared, section by section, with that of stepped (0.1, then UPDATE) and
-# of old, which then dumps and restores, and stepped drops cleanly.
+# compared, section by section, with that of stepped (0.1, then UPDATE), of
+# old, and of v02 (created at 0.2 with numbered versions, one dropped, then
+# updated: its version numbers go on from the highest ever used); old then
+# dumps and restores, and stepped drops cleanly.
 use strict;
 use warnings;
 
@@ -50,6 +53,7 @@ CREATE ROLE carol LOGIN;
 CREATE DATABASE old;
 CREATE DATABASE fresh;
 CREATE DATABASE stepped;
+CREATE DATABASE v02;
 });
 
 # ---------------------------------------------------------------- 0.1
@@ -169,9 +173,9 @@ SELECT 'security_invoker=true' = ANY (reloptions) FROM pg_class WHERE oid = 'rnn
 
 # ---------------------------------------------------------------- the update
 
-sql('old', 'super', 'ALTER EXTENSION rnnlm UPDATE');
+sql('old', 'super', "ALTER EXTENSION rnnlm UPDATE TO '0.2'");
 is(sql('old', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
-	'0.2', 'old: ALTER EXTENSION rnnlm UPDATE brings it to 0.2');
+	'0.2', "old: ALTER EXTENSION rnnlm UPDATE TO '0.2' brings it to 0.2");
 
 for my $role (qw(alice bob))
 {
@@ -281,18 +285,104 @@ SELECT count(*), abs(sum(probability) - 1) < 1e-9
 is(join("\n", grep { !/^(?:c_async|w_lstm_ft|w_tuned)\|/ } split /\n/, outputs('alice')->{perplexity}),
 	$before{alice}{perplexity}, 'old: the old models still give the same perplexities');
 
-# ---------------------------------------------------------------- the fixture on 0.2
+# ---------------------------------------------------------------- on to 0.3
+
+# The privileges PUBLIC holds on rnnlm's tables and sequences.
+my $public_privs = q{
+SELECT string_agg(c.relname || ' ' || array_to_string(ARRAY(
+         SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+          WHERE c.relkind = 'r' AND has_table_privilege('public', c.oid, p)
+         UNION ALL
+         SELECT p FROM unnest(ARRAY['SELECT', 'USAGE', 'UPDATE']) p
+          WHERE c.relkind = 'S' AND has_sequence_privilege('public', c.oid, p)), ','),
+       '; ' ORDER BY c.relname)
+  FROM pg_class c WHERE c.relnamespace = 'rnnlm'::regnamespace AND c.relkind IN ('r', 'S')};
+like(sql('old', 'super', $public_privs), qr/model INSERT/, 'old: at 0.2, PUBLIC may write rnnlm.model');
+sql('old', 'super', 'ALTER EXTENSION rnnlm UPDATE');
+is(sql('old', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
+	'0.3', 'old: ALTER EXTENSION rnnlm UPDATE then brings it to 0.3');
+my $new_grants = 'job SELECT; job_id_seq SELECT; model SELECT; model_revision_seq SELECT; '
+  . 'model_version SELECT; version_counter ';
+is(sql('old', 'super', $public_privs), $new_grants,
+	'old: at 0.3 PUBLIC only reads the tables (and no sequence gives it a value)');
+like(sql_error('old', 'alice', q{UPDATE rnnlm.model SET grantees = '{}' WHERE name = 'c_gru'}),
+	qr/permission denied for table model/, 'old: alice can no longer change her model rows by hand');
+for my $role (qw(alice bob))
+{
+	my $after = outputs($role);
+	is(join("\n", grep { !/^(?:c_async|w_lstm_ft|w_tuned|bob_ft)\|/ } split /\n/, $after->{perplexity}),
+		$before{$role}{perplexity}, "old: after the update to 0.3, $role gets the same perplexities");
+}
+is(sql('old', 'bob', $visible_sql), 'bob_ft,c_gru', 'old: bob sees his model and c_gru');
+sql('old', 'alice', q{SELECT rnnlm_grant('w_rnn', 'carol')});
+is(sql('old', 'carol', $visible_sql), 'w_rnn', 'old: rnnlm_grant (now in C) works on an old model');
+sql('old', 'alice', q{SELECT rnnlm_revoke('w_rnn', 'carol')});
+is(sql('old', 'carol', $visible_sql), '', 'old: and rnnlm_revoke');
+is(sql('old', 'alice', q{
+SELECT rnnlm_train('c_gru', 'SELECT body FROM corpus', '{"init_from": "c_gru", "epochs": 1, "replace": true}')->>'model';
+SELECT string_agg(version::text || current::text, ',' ORDER BY version) FROM rnnlm.model_versions WHERE name = 'c_gru';
+SELECT granted_to FROM rnnlm.models WHERE name = 'c_gru'}),
+	"c_gru\n1false,2true\n{bob}", 'old: replacing a 0.1 model makes version 2, with its grants');
+$job = sql('old', 'alice', qq{
+SELECT rnnlm_train_async('c_async3', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char"}')});
+is(sql('old', 'alice', qq{SELECT rnnlm_wait($job, '120 s')->>'model'}), 'c_async3',
+	'old: a training job runs at 0.3');
+
+# ---------------------------------------------------------------- created at 0.2
+
+$node->safe_psql('v02', q{
+CREATE EXTENSION rnnlm VERSION '0.2';
+CREATE TABLE corpus AS
+  SELECT 'ticket ' || i || ' says the printer on floor ' || (i % 5) || ' is out of paper' AS body
+    FROM generate_series(1, 150) i;
+GRANT SELECT ON corpus TO alice, bob;
+});
+is(sql('v02', 'alice', qq{
+SELECT rnnlm_train('v', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char", "keep_versions": 5}')->>'model';
+SELECT rnnlm_train('v', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char", "seed": 2, "replace": true}')->>'model';
+SELECT rnnlm_train('v', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char", "seed": 3, "replace": true}')->>'model';
+SELECT rnnlm_drop_version('v', 2);
+SELECT rnnlm_grant('v', 'bob');
+SELECT string_agg(version::text, ',' ORDER BY version) FROM rnnlm.model_versions WHERE name = 'v'}),
+	"v\nv\nv\nt\n\n1,3", 'v02: at 0.2 alice stores versions 1 to 3 of v and drops version 2');
+my $v02_scores = sql('v02', 'bob', q{
+SELECT rnnlm_perplexity('v@1', 'the printer'), rnnlm_perplexity('v@3', 'the printer'),
+       rnnlm_perplexity('v', 'the printer')});
+sql('v02', 'super', 'ALTER EXTENSION rnnlm UPDATE');
+is(sql('v02', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
+	'0.3', 'v02: ALTER EXTENSION rnnlm UPDATE brings it to 0.3');
+is(sql('v02', 'super', $public_privs), $new_grants, 'v02: with the grants of 0.3');
+is(sql('v02', 'super', q{SELECT name || ' ' || last_version FROM rnnlm.version_counter}), 'v 3',
+	'v02: the version counter starts from the highest version stored');
+is(sql('v02', 'bob', q{
+SELECT rnnlm_perplexity('v@1', 'the printer'), rnnlm_perplexity('v@3', 'the printer'),
+       rnnlm_perplexity('v', 'the printer')}), $v02_scores,
+	'v02: bob, a grantee, gets the same scores from v, v@1 and v@3');
+is(sql('v02', 'alice', qq{
+SELECT rnnlm_train('v', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char", "seed": 4, "replace": true}')->>'model';
+SELECT rnnlm_drop_version('v', 4);
+SELECT rnnlm_train('v', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char", "seed": 5, "replace": true}')->>'model';
+SELECT string_agg(version::text, ',' ORDER BY version) FROM rnnlm.model_versions WHERE name = 'v'}),
+	"v\nf\nv\n1,3,4,5", 'v02: new versions are 4 and 5, never a number used before');
+is(sql('v02', 'alice', q{
+SELECT rnnlm_drop('v');
+SELECT rnnlm_train('v', 'SELECT body FROM corpus', '{"tokenizer": "char", "hidden_size": 8, "embedding_dim": 4, "num_layers": 1, "epochs": 1}')->>'model';
+SELECT version FROM rnnlm.models WHERE name = 'v'}),
+	"t\nv\n6", 'v02: a model dropped and trained again goes on at version 6');
+
+# ---------------------------------------------------------------- the fixture on 0.3
 
 $node->safe_psql('fresh', 'CREATE EXTENSION rnnlm');
 is(sql('fresh', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
-	'0.2', 'fresh: CREATE EXTENSION rnnlm installs 0.2');
+	'0.3', 'fresh: CREATE EXTENSION rnnlm installs 0.3');
+is(sql('fresh', 'super', $public_privs), $new_grants, 'fresh: with the grants of 0.3');
 is(sql('fresh', 'alice', qq{
 SELECT rnnlm_import('fixture_v1', decode('$fixhex', 'hex'))->>'model';
 SELECT cell, tokenizer, vocab_size, embedding_dim, hidden_size, num_layers, parameters, size_bytes
   FROM rnnlm.models WHERE name = 'fixture_v1'}),
 	"fixture_v1\n" . join('|', @{$fixture}{qw(cell tokenizer vocab_size embedding_dim
 		hidden_size num_layers parameters size_bytes)}),
-	'fresh: the fixture file of format version 1 imports on 0.2, with its shapes');
+	'fresh: the fixture file of format version 1 imports on 0.3, with its shapes');
 for my $p (@{ $fixture->{perplexity} })
 {
 	(my $text = $p->{text}) =~ s/'/''/g;
@@ -314,7 +404,7 @@ $node->safe_psql('stepped', q{
 CREATE EXTENSION rnnlm VERSION '0.1';
 ALTER EXTENSION rnnlm UPDATE;});
 is(sql('stepped', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
-	'0.2', 'stepped: 0.1 updated to 0.2');
+	'0.3', 'stepped: 0.1 updated to 0.3');
 
 my $members = q{
   SELECT classid, objid, objsubid FROM pg_depend
@@ -451,20 +541,22 @@ like($f{columns}, qr/^rnnlm\.model\|version\|integer\|t\|1\|/m,
 like($f{columns}, qr/^rnnlm\.job\|checkpoint\|bytea\|f\|\|e\|/m, 'fresh: rnnlm.job.checkpoint is STORAGE EXTERNAL');
 is(scalar(() = $f{policies} =~ /^rnnlm\|/mg), 10, 'fresh: ten policies');
 is($f{'configuration tables'},
-	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_revision_seq|\nrnnlm.model_version|",
-	'fresh: five configuration tables');
+	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_revision_seq|\nrnnlm.model_version|"
+	  . "\nrnnlm.version_counter|",
+	'fresh: six configuration tables');
+like($f{columns}, qr/^rnnlm\.job\|wait_reason\|text\|f\|/m, 'fresh: rnnlm.job has wait_reason');
 like($f{views}, qr/^rnnlm\.jobs\|\{security_barrier=true,security_invoker=true\}\|/m,
 	'fresh: rnnlm.jobs is security_barrier and security_invoker');
 like($f{views}, qr/^rnnlm\.models\|\{security_barrier=true,security_invoker=true\}\|/m,
 	'fresh: rnnlm.models is security_barrier and security_invoker');
 
-for my $db (qw(stepped old))
+for my $db (qw(stepped old v02))
 {
 	my $other = catalog($db);
 	for my $i (0 .. $#$fresh)
 	{
 		is_text($other->[$i][1], $fresh->[$i][1],
-			"$db: the $fresh->[$i][0] of the extension are those of a fresh 0.2 install");
+			"$db: the $fresh->[$i][0] of the extension are those of a fresh 0.3 install");
 	}
 }
 
@@ -481,8 +573,11 @@ SELECT name, owner, cell, grantees, parent, history = '[]', md5(history::text), 
   FROM rnnlm.model ORDER BY name COLLATE "C"};
 is(sql('restored', 'super', $model_rows), sql('old', 'super', $model_rows),
 	'restored: the same models, parents, histories and weights');
-is(sql('restored', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}), '0.2',
-	'restored: the extension is at 0.2');
+is(sql('restored', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}), '0.3',
+	'restored: the extension is at 0.3');
+is(sql('restored', 'super', q{SELECT string_agg(name || ' ' || last_version, ',' ORDER BY name) FROM rnnlm.version_counter}),
+	sql('old', 'super', q{SELECT string_agg(name || ' ' || last_version, ',' ORDER BY name) FROM rnnlm.version_counter}),
+	'restored: with the version counters');
 
 # an upgraded extension drops cleanly
 sql('stepped', 'super', 'DROP EXTENSION rnnlm');

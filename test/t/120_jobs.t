@@ -14,7 +14,14 @@
 #   - a worker killed with SIGKILL (a crash) or stopped by a shutdown leaves
 #     an 'interrupted' job; rnnlm_resume continues it from its checkpoint to
 #     the very weights an uninterrupted run ends with;
-#   - no free background worker slot (53400), a role without LOGIN (42501);
+#   - fair slots: a role beyond rnnlm.max_jobs_per_role, or a job when no
+#     background worker slot is free, waits as 'queued' with the reason in
+#     rnnlm.jobs and starts when a slot frees; a role without LOGIN (42501);
+#   - no role can squat a job's liveness lock (the advisory locks any role
+#     can take are not it), forge or change a job row (42501), or lower
+#     checkpoint_minutes below rnnlm.min_checkpoint_minutes (22023);
+#   - a role with default_transaction_read_only on gets a failed job with
+#     the error and its SQLSTATE recorded (25006);
 #   - a submission rolled back leaves no job, no model and no worker, and a
 #     submission in an open transaction starts only when it commits.
 use strict;
@@ -27,7 +34,13 @@ use Time::HiRes qw(time usleep);
 use lib "$ENV{RNNLM_REPO}/test/perl";
 use RnnlmTest;
 
-my $node = RnnlmTest::new_node('jobs', conf => "restart_after_crash = on\n");
+# (the resume test checkpoints every 0.3 s; the roles here run more jobs at
+# once than the default cap, which section 6 tests)
+my $node = RnnlmTest::new_node('jobs', conf => <<'CONF');
+restart_after_crash = on
+rnnlm.min_checkpoint_minutes = 0
+rnnlm.max_jobs_per_role = 10
+CONF
 
 # corpus: a few thousand short lines (an epoch of the small model below takes
 # a fraction of a second); big: five times as many (an epoch takes a second or
@@ -226,8 +239,16 @@ ok(wait_epoch($long, 1), 'the long job starts training');
 	like($err, qr/ERROR:  42704: /, 'nor resume it (42704)');
 	is(q1("SELECT rnnlm_forget($job1)", as => 'bob'), 'f', 'rnnlm_forget of a job of another role is false');
 	is(q1("SELECT count(*) FROM rnnlm.job WHERE id = $job1"), '1', 'and the job is still there');
-	is(q1("UPDATE rnnlm.job SET state = 'cancelled' WHERE id = $long RETURNING 1", as => 'bob'), '',
-		'another role cannot change the job row');
+	(undef, $err) = sql("UPDATE rnnlm.job SET state = 'cancelled' WHERE id = $long RETURNING 1", as => 'bob');
+	like($err, qr/ERROR:  42501: permission denied for table job/, 'another role cannot change the job row (42501)');
+	(undef, $err) = sql("UPDATE rnnlm.job SET threads = 300 WHERE id = $long", as => 'alice');
+	like($err, qr/ERROR:  42501: permission denied for table job/, 'nor can its owner (42501)');
+	(undef, $err) = sql("INSERT INTO rnnlm.job (model, owner, training_query, options, search_path, threads, state, worker_pid)"
+		  . " VALUES ('forged', 'alice', 'SELECT body FROM corpus', '{}', 'public', 300, 'running', 1) RETURNING id",
+		as => 'alice');
+	like($err, qr/ERROR:  42501: permission denied for table job/, 'nor insert a job row of its choosing (42501)');
+	(undef, $err) = sql("BEGIN;\nLOCK TABLE rnnlm.model, rnnlm.job IN ACCESS EXCLUSIVE MODE;\nROLLBACK;", as => 'bob');
+	like($err, qr/ERROR:  42501: permission denied for table/, 'nor lock the tables against everyone (42501)');
 	is(q1("SELECT state FROM rnnlm.jobs WHERE id = $long"), 'running', 'the job is still running');
 	my $bobs = submit('bobs', 'SELECT body FROM corpus', qq{$small, "epochs": 1}, as => 'bob');
 	like(q1("SELECT rnnlm_wait($bobs)->>'model'", as => 'bob'), qr/^bobs$/, 'bob runs a job of his own');
@@ -461,49 +482,94 @@ SELECT rnnlm_wait(:id, '60 s')->>'model';},
 ok(!$node->log_contains('terminated by signal (?!9)'), 'no backend crashed (other than the one killed)');
 $node->stop;
 
-# ---------- 6. no free background worker slot ----------
+# ---------- 6. fair slots, squatted locks, read-only roles ----------
 {
 	my $slots = RnnlmTest::new_node('slots', conf => <<'CONF');
 max_worker_processes = 3
 max_parallel_workers = 0
 max_logical_replication_workers = 0
+rnnlm.max_jobs_per_role = 2
 CONF
 	$slots->safe_psql('postgres', q{
 CREATE TABLE corpus AS
   SELECT 'line ' || i || ' of a corpus about printers, tickets and logs' AS body
-    FROM generate_series(1, 2000) i;});
-	my (@started, $failure);
-	for my $i (1 .. 5)
+    FROM generate_series(1, 2000) i;
+CREATE ROLE alice LOGIN;
+CREATE ROLE bob LOGIN;
+CREATE ROLE reader LOGIN;
+ALTER ROLE reader SET default_transaction_read_only = on;
+GRANT SELECT ON corpus TO alice, bob, reader;});
+	my $as = sub {
+		my ($role, $sql) = @_;
+		my ($ret, $out, $err) = $slots->psql('postgres', "\\set VERBOSITY verbose\n$sql",
+			extra_params => [ '-U', $role ]);
+		return ($out, $err);
+	};
+	my $long = qq{'{$small, "epochs": 100000}'};
+	my $next = $slots->safe_psql('postgres', "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM rnnlm.job_id_seq");
+	# bob takes the advisory locks that 0.2's workers took for the next jobs,
+	# in every form a role can
+	my $squat = $slots->background_psql('postgres', extra_params => [ '-U', 'bob' ]);
+	for my $id ($next .. $next + 5)
 	{
-		my ($ret, $out, $err) = $slots->psql('postgres', "\\set VERBOSITY verbose\n"
-			  . "SELECT rnnlm_train_async('slot$i', 'SELECT body FROM corpus', '{$small, \"epochs\": 1000}')");
-		if ($ret == 0) { push @started, $out; next; }
-		$failure = $err;
-		last;
+		$squat->query_safe("SELECT pg_advisory_lock(1919839852, $id), pg_advisory_lock($id),"
+			  . " pg_advisory_lock(0, $id)");
 	}
-	is(scalar(@started), 3, 'three jobs start with max_worker_processes = 3');
-	like($failure // '',
-		qr/ERROR:  53400: could not start a background worker for rnnlm training job \d+/,
-		'the next one fails with 53400');
-	is($slots->safe_psql('postgres', "SELECT count(*) FROM rnnlm.job WHERE state = 'queued'"), '0',
-		'and leaves no queued job behind');
+	my @alice = map { (&$as('alice', "SELECT rnnlm_train_async('a$_', 'SELECT body FROM corpus', $long)"))[0] } 1 .. 3;
+	like(join(',', @alice), qr/^\d+,\d+,\d+$/, 'alice submits three jobs (no error, though over her cap)');
 	ok($slots->poll_query_until('postgres',
-			"SELECT count(*) FROM rnnlm.jobs WHERE state = 'running'", scalar(@started)),
-		'the jobs that started are running');
-	for my $id (@started)
+			"SELECT count(*) = 2 FROM rnnlm.jobs WHERE state = 'running' AND owner = 'alice'::regrole"),
+		'two of them run, though bob holds advisory locks on their ids');
+	is($slots->safe_psql('postgres', "SELECT state || ': ' || wait_reason FROM rnnlm.jobs WHERE id = $alice[2]"),
+		'queued: role "alice" already runs 2 training jobs (rnnlm.max_jobs_per_role)',
+		'the third waits as queued, with the reason');
+	is((&$as('alice', "SELECT wait_reason IS NOT NULL FROM rnnlm.jobs WHERE id = $alice[2]"))[0], 't',
+		'alice sees the reason');
+	my ($b1) = &$as('bob', "SELECT rnnlm_train_async('b1', 'SELECT body FROM corpus', $long)");
+	ok($slots->poll_query_until('postgres', "SELECT state = 'running' FROM rnnlm.jobs WHERE id = $b1"),
+		'bob\'s job still gets the third worker slot');
+	my ($b2) = &$as('bob', "SELECT rnnlm_train_async('b2', 'SELECT body FROM corpus', $long)");
+	like($slots->safe_psql('postgres', "SELECT state || ': ' || wait_reason FROM rnnlm.jobs WHERE id = $b2"),
+		qr/^queued: no background worker slot is free \(max_worker_processes = 3\)$/,
+		'bob\'s second job waits for a free slot, with the reason (no 53400)');
+	my (undef, $err) = &$as('alice', "SELECT rnnlm_cancel($alice[0])");
+	is($err, '', 'alice cancels her first job');
+	ok($slots->poll_query_until('postgres',
+			"SELECT state = 'running' AND wait_reason IS NULL FROM rnnlm.jobs WHERE id = $alice[2]"),
+		'her waiting job starts when the slot frees (the oldest waiting job first)');
+	like($slots->safe_psql('postgres', "SELECT state || ': ' || wait_reason FROM rnnlm.jobs WHERE id = $b2"),
+		qr/^queued: no background worker slot/, 'bob\'s second job still waits');
+	(undef, $err) = &$as('bob', "SELECT rnnlm_cancel($b1)");
+	ok($slots->poll_query_until('postgres', "SELECT state = 'running' FROM rnnlm.jobs WHERE id = $b2"),
+		'and starts when bob\'s first job ends');
+	(undef, $err) = &$as('alice', "SELECT rnnlm_runtime() IS NOT NULL;\nSET rnnlm.max_jobs_per_role = 100");
+	like($err, qr/ERROR:  55P02: parameter "rnnlm.max_jobs_per_role" cannot be changed now/,
+		'a role cannot raise its own cap');
+	(undef, $err) = &$as('alice',
+		qq{SELECT rnnlm_train_async('tiny', 'SELECT body FROM corpus', '{$small, "checkpoint_minutes": 0.000001}')});
+	like($err, qr/ERROR:  22023: option "checkpoint_minutes" must be at least 5/,
+		'checkpoint_minutes below rnnlm.min_checkpoint_minutes is refused (22023)');
+	$squat->quit;
+	for my $id (@alice[1, 2], $b2)
 	{
 		$slots->safe_psql('postgres', "SELECT rnnlm_cancel($id)");
 	}
-	my $states = '';
-	for my $id (@started)
-	{
-		my ($ret, $out, $err) = $slots->psql('postgres', "\\set VERBOSITY verbose\nSELECT rnnlm_wait($id, '30 s')");
-		$states .= $err =~ /ERROR:  57014:/ ? 'c' : '?';
-	}
-	is($states, 'c' x @started, 'they are all cancelled');
 	ok($slots->poll_query_until('postgres',
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'rnnlm training job'"),
-		'their workers are gone');
+		'every worker is gone after the cancels');
+	is($slots->safe_psql('postgres', "SELECT string_agg(model || ' ' || state, ',' ORDER BY id) FROM rnnlm.jobs"),
+		'a1 cancelled,a2 cancelled,a3 cancelled,b1 cancelled,b2 cancelled', 'every job ended cancelled');
+
+	# a role whose transactions are read-only by default
+	my ($rj) = &$as('reader', "SET default_transaction_read_only = off;\n"
+		  . qq{SELECT rnnlm_train_async('ro', 'SELECT body FROM corpus', '{$small, "epochs": 1}')});
+	like($rj, qr/^\d+$/, 'a role with default_transaction_read_only on submits a job from a writable session');
+	(undef, $err) = &$as('reader', "SELECT rnnlm_wait($rj, '60 s')");
+	like($err, qr/ERROR:  25006: rnnlm job $rj failed: rnnlm training job cannot run: its role has default_transaction_read_only on/,
+		'the job fails with the reason (25006)');
+	is($slots->safe_psql('postgres', "SELECT state || ' ' || error_code FROM rnnlm.jobs WHERE id = $rj"),
+		'failed 25006', 'rnnlm.jobs records it failed, with the SQLSTATE');
+
 	my $again = $slots->safe_psql('postgres',
 		"SELECT rnnlm_train_async('again', 'SELECT body FROM corpus', '{$small, \"epochs\": 1}')");
 	is($slots->safe_psql('postgres', "SELECT rnnlm_wait($again, '60 s')->>'model'"), 'again',

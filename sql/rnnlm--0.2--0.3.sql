@@ -1,0 +1,89 @@
+/* rnnlm--0.2--0.3.sql: rnnlm's tables written only by its functions,
+ * version numbers never reused, job liveness no role can take, jobs that
+ * wait for a slot. */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION rnnlm UPDATE TO '0.3'" to load this file. \quit
+
+-- No role but the extension's owner writes rnnlm's tables: every change a
+-- user may make goes through rnnlm's functions, which check ownership and
+-- grants and switch to the owner only around their own statements
+-- (src/pg/privilege.c).  Reading stays as it was, under row-level
+-- security; with SELECT alone a role can take no lock stronger than ACCESS
+-- SHARE on them, which blocks nobody's use.  The sequences keep SELECT for
+-- pg_dump.
+REVOKE INSERT, UPDATE, DELETE ON rnnlm.model, rnnlm.model_version, rnnlm.job FROM PUBLIC;
+REVOKE USAGE ON SEQUENCE rnnlm.model_revision_seq, rnnlm.job_id_seq FROM PUBLIC;
+
+-- The last version number used under each name.  It never goes back: a
+-- dropped version, or a model dropped and trained again, leaves its numbers
+-- used for good, so name@N always names the same weights.  Only the
+-- extension's owner reads or writes it.
+CREATE TABLE rnnlm.version_counter (
+    name            text PRIMARY KEY,
+    last_version    integer NOT NULL CHECK (last_version OPERATOR(pg_catalog.>=) 1)
+);
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.version_counter', '');
+INSERT INTO rnnlm.version_counter (name, last_version)
+SELECT v.name, pg_catalog.max(v.version)
+  FROM (SELECT name, version FROM rnnlm.model
+        UNION ALL SELECT name, version FROM rnnlm.model_version) v
+ GROUP BY v.name;
+
+-- Grants, revokes and forgetting a job are done in C, as the other writes.
+DROP FUNCTION rnnlm._check_grant(text, text);
+
+CREATE OR REPLACE FUNCTION rnnlm_grant(model_name text, role_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'rnnlm_grant'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_grant(text, text) IS 'let a role (or PUBLIC) use a model';
+
+-- role_name may also be the number that rnnlm.models.granted_to shows for
+-- a grantee role that was dropped.
+CREATE OR REPLACE FUNCTION rnnlm_revoke(model_name text, role_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'rnnlm_revoke'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_revoke(text, text) IS
+    'take back a grant of rnnlm_grant (a dropped role by the number granted_to shows)';
+
+CREATE OR REPLACE FUNCTION rnnlm_forget(job_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rnnlm_forget'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rnnlm_forget(bigint) IS 'remove a finished training job from rnnlm.jobs';
+
+-- Why a queued job has not started yet (rnnlm.max_jobs_per_role, or no free
+-- background worker slot); NULL once it has.
+ALTER TABLE rnnlm.job ADD COLUMN wait_reason text;
+
+-- The pid of the worker running a job, or NULL when none is.  A job's
+-- worker holds a lock from the moment it starts until it exits, crash
+-- included, on a tag that no SQL function can take (a "userlock": database,
+-- owner, job id modulo 2^32, 1), taken in C; pg_locks shows it to every
+-- role, whatever its privileges, and is never stale.
+CREATE OR REPLACE FUNCTION rnnlm.job_worker(job_id bigint)
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT l.pid FROM pg_catalog.pg_locks l
+     WHERE l.locktype OPERATOR(pg_catalog.=) 'userlock'
+       AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+       AND l.objid OPERATOR(pg_catalog.=) (job_id OPERATOR(pg_catalog.%) 4294967296)::pg_catalog.oid
+       AND l.objsubid OPERATOR(pg_catalog.=) 1
+       AND l.granted
+     LIMIT 1
+$$;
+
+CREATE OR REPLACE VIEW rnnlm.jobs WITH (security_barrier, security_invoker = true) AS
+SELECT id, model, owner,
+       CASE WHEN state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running'])
+                 AND worker_pid IS NOT NULL
+                 AND rnnlm.job_worker(id) IS NULL
+            THEN 'interrupted' ELSE state END AS state,
+       epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
+       started_at, updated_at, eta, error, summary,
+       submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
+       training_query, options, servers, error_code, wait_reason
+  FROM rnnlm.job;
