@@ -3,7 +3,8 @@
  *		libpq connections to the database behind a postgres_fdw foreign
  *		server, opened as postgres_fdw opens them: the server's connection
  *		options and the current role's user mapping, a password required of
- *		a role that is not a superuser.
+ *		a role that is not a superuser.  The role needs USAGE on the server,
+ *		checked before connecting, as dblink_connect(server) does.
  *
  * A statement is sent without waiting (rnnlm_remote_send) so that several
  * servers work at once, and its result is awaited on the backend's latch
@@ -23,6 +24,7 @@
 #include "pgstat.h"
 #include "port/pg_bswap.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/wait_event.h"
 
 /* Whether a connection option name is one libpq knows. */
@@ -40,12 +42,22 @@ libpq_option(const char *name)
 	return found;
 }
 
+/* Raises an ERROR unless the current role has USAGE on the server. */
+static void
+check_usage(ForeignServer *srv)
+{
+	AclResult	acl = pg_foreign_server_aclcheck(srv->serverid, GetUserId(), ACL_USAGE);
+
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_FOREIGN_SERVER, srv->servername);
+}
+
 /* Opens a libpq connection as the server's user mapping for the current role. */
 PGconn *
 rnnlm_remote_connect(const char *server, const char *application)
 {
 	ForeignServer *srv = GetForeignServerByName(server, false);
-	ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
+	ForeignDataWrapper *fdw;
 	UserMapping *um;
 	List	   *options;
 	ListCell   *lc;
@@ -55,6 +67,8 @@ rnnlm_remote_connect(const char *server, const char *application)
 	bool		has_password = false;
 	PGconn	   *conn;
 
+	check_usage(srv);
+	fdw = GetForeignDataWrapper(srv->fdwid);
 	if (strcmp(fdw->fdwname, "postgres_fdw") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
