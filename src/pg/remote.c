@@ -1,9 +1,24 @@
 /*
  * remote.c
  *		libpq connections to the database behind a postgres_fdw foreign
- *		server, opened as postgres_fdw opens them: the server's connection
- *		options and the current role's user mapping, a password required of
- *		a role that is not a superuser.
+ *		server, opened under the rules of both postgres_fdw and dblink, so
+ *		that rnnlm reaches no database that either of them would refuse.
+ *
+ * rnnlm_remote_connect opens every connection (rnnlm_publish's and
+ * rnnlm_train_federated's):
+ *	- the current role needs USAGE on the server, checked before anything
+ *	  else, as dblink_connect(server) does;
+ *	- the options are the server's and the user mapping's (the role's own,
+ *	  else PUBLIC's, as postgres_fdw finds it), less those that are not
+ *	  libpq's (extensions, password_required, ...);
+ *	- a role that is not a superuser needs a non-empty password among them,
+ *	  and the remote server must have asked for it (PQconnectionUsedPassword),
+ *	  so that no role borrows the local server's own credentials (.pgpass,
+ *	  certificates, Kerberos) or the remote's "trust".  postgres_fdw waives
+ *	  both for a mapping that a superuser gave password_required 'false';
+ *	  dblink does not, and neither does rnnlm.
+ * Errors name the server and never an option's value; the detail of a
+ * failed connection is libpq's reason, which does not show the password.
  *
  * A statement is sent without waiting (rnnlm_remote_send) so that several
  * servers work at once, and its result is awaited on the backend's latch
@@ -23,6 +38,7 @@
 #include "pgstat.h"
 #include "port/pg_bswap.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/wait_event.h"
 
 /* Whether a connection option name is one libpq knows. */
@@ -40,26 +56,86 @@ libpq_option(const char *name)
 	return found;
 }
 
-/* Opens a libpq connection as the server's user mapping for the current role. */
+/* Raises an ERROR unless the current role has USAGE on the server. */
+static void
+check_usage(ForeignServer *srv)
+{
+	AclResult	acl = pg_foreign_server_aclcheck(srv->serverid, GetUserId(), ACL_USAGE);
+
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_FOREIGN_SERVER, srv->servername);
+}
+
+/* Whether a superuser gave the user mapping password_required 'false'. */
+static bool
+password_waived(const UserMapping *um)
+{
+	ListCell   *lc;
+
+	foreach(lc, um->options)
+	{
+		DefElem    *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "password_required") == 0)
+			return !defGetBoolean(def);
+	}
+	return false;
+}
+
+/* The hint of a "password is required" error. */
+static int
+password_hint(const char *server, bool waived, bool connected)
+{
+	if (waived)
+		return errhint("rnnlm, like dblink, ignores the password_required 'false' of the user "
+					   "mapping of server \"%s\": it needs a password that the remote server "
+					   "asks for.", server);
+	if (connected)
+		return errhint("The authentication method of the database of server \"%s\" must "
+					   "be changed to one that asks for the password.", server);
+	return errhint("Set a non-empty password in the user mapping of server \"%s\".", server);
+}
+
+/* Raises an ERROR unless a non-empty password is among the options. */
+static void
+require_password_option(const char *server, bool waived, const char *const *keys,
+						const char *const *vals)
+{
+	int			i;
+
+	for (i = 0; keys[i] != NULL; i++)
+		if (strcmp(keys[i], "password") == 0 && vals[i][0] != '\0')
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+			 errmsg("password is required"),
+			 errdetail("Non-superusers must provide a password in the user mapping."),
+			 password_hint(server, waived, false)));
+}
+
+/* Opens a libpq connection to the server, under the rules above. */
 PGconn *
 rnnlm_remote_connect(const char *server, const char *application)
 {
 	ForeignServer *srv = GetForeignServerByName(server, false);
-	ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
+	ForeignDataWrapper *fdw;
+	Oid			userid = GetUserId();
+	bool		privileged = superuser_arg(userid);
 	UserMapping *um;
 	List	   *options;
 	ListCell   *lc;
 	const char **keys,
 			  **vals;
 	int			n = 0;
-	bool		has_password = false;
 	PGconn	   *conn;
 
+	check_usage(srv);
+	fdw = GetForeignDataWrapper(srv->fdwid);
 	if (strcmp(fdw->fdwname, "postgres_fdw") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("server \"%s\" is not a postgres_fdw server", server)));
-	um = GetUserMapping(GetUserId(), srv->serverid);
+	um = GetUserMapping(userid, srv->serverid);
 	options = list_concat(list_copy(srv->options), um->options);
 	keys = palloc(sizeof(char *) * (list_length(options) + 3));
 	vals = palloc(sizeof(char *) * (list_length(options) + 3));
@@ -67,9 +143,9 @@ rnnlm_remote_connect(const char *server, const char *application)
 	{
 		DefElem    *def = lfirst_node(DefElem, lc);
 
+		/* postgres_fdw's own options (password_required ...) stay here */
 		if (!libpq_option(def->defname))
 			continue;
-		has_password |= strcmp(def->defname, "password") == 0;
 		keys[n] = def->defname;
 		vals[n++] = defGetString(def);
 	}
@@ -80,22 +156,31 @@ rnnlm_remote_connect(const char *server, const char *application)
 	vals[n++] = GetDatabaseEncodingName();
 	keys[n] = NULL;
 	vals[n] = NULL;
-	if (!superuser() && !has_password)
-		ereport(ERROR,
-				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
-				 errmsg("password is required"),
-				 errdetail("Roles that are not superusers must give a password in the user mapping of server \"%s\".",
-						   server)));
+	if (!privileged)
+		require_password_option(server, password_waived(um), keys, vals);
 	conn = PQconnectdbParams(keys, vals, false);
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
 		char	   *msg = pstrdup(PQerrorMessage(conn));
+		size_t		len = strlen(msg);
 
 		PQfinish(conn);
+		/* libpq ends its message with a newline */
+		if (len > 0 && msg[len - 1] == '\n')
+			msg[len - 1] = '\0';
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to server \"%s\"", server),
 				 errdetail_internal("%s", msg)));
+	}
+	if (!privileged && !PQconnectionUsedPassword(conn))
+	{
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				 errmsg("password is required"),
+				 errdetail("Non-superuser cannot connect if the server does not request a password."),
+				 password_hint(server, password_waived(um), true)));
 	}
 	return conn;
 }

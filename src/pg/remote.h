@@ -1,7 +1,8 @@
 /*
  * remote.h
  *		Connections to the databases behind postgres_fdw foreign servers,
- *		for rnnlm_publish and rnnlm_train_federated (remote.c).
+ *		for rnnlm_publish and rnnlm_train_federated (remote.c), opened only
+ *		where both postgres_fdw and dblink would open them.
  */
 #ifndef RNNLM_REMOTE_H
 #define RNNLM_REMOTE_H
@@ -10,6 +11,7 @@
 
 #include "libpq-fe.h"
 
+/* USAGE on the server; for a role that is not a superuser, a password used. */
 extern PGconn *rnnlm_remote_connect(const char *server, const char *application);
 extern void rnnlm_remote_check_extension(PGconn *conn, const char *server, const char *min_version);
 extern void rnnlm_remote_send(PGconn *conn, const char *server, const char *sql, int nparams,
