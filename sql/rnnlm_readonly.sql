@@ -182,7 +182,7 @@ SELECT count(*) FROM ro_log;
 SELECT lo_create(0) AS ro_lo \gset
 CREATE FUNCTION ro_unlink(t text, lo oid) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    PERFORM lo_unlink(lo);
+    PERFORM lo_unlink(lo) FROM pg_largeobject_metadata m WHERE m.oid = lo;
     RETURN t;
 END
 $$;

@@ -97,6 +97,11 @@ SELECT version, pinned, sha256 = (SELECT sha256 FROM rnnlm.model_versions WHERE 
          AS same_hash_as_its_weights
   FROM rnnlm.model_versions WHERE name = 'ver_a' AND NOT current ORDER BY version;
 RESET ROLE;
+-- no role but the extension's owner writes the table (above: 42501); even
+-- the owner (here a superuser) cannot change an older version but its pin
+UPDATE rnnlm.model_version SET weights = weights || '\x00'::bytea WHERE name = 'ver_a';
+UPDATE rnnlm.model_version SET version = 9 WHERE name = 'ver_a';
+UPDATE rnnlm.model_version SET pinned = true WHERE name = 'ver_a' RETURNING version, pinned;
 SELECT rnnlm_drop('ver_a');
 DROP ROLE regress_rnnver_alice;
 DROP ROLE regress_rnnver_bob;

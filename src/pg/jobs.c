@@ -41,6 +41,7 @@
  * claims (its owner, its threads) before it trusts it.
  */
 #include "rnnlm_pg.h"
+#include "remote.h"
 
 #include <math.h>
 #include <signal.h>
@@ -260,7 +261,8 @@ rnnlm_train_async(PG_FUNCTION_ARGS)
 
 /*
  * rnnlm_train_federated_async(model_name, servers, training_query, options):
- * the same for a federated training, whose servers must exist here.
+ * the same for a federated training, whose servers must exist here, with
+ * USAGE for the caller (the worker then connects under every rule).
  */
 Datum
 rnnlm_train_federated_async(PG_FUNCTION_ARGS)
@@ -277,7 +279,7 @@ rnnlm_train_federated_async(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("rnnlm_train_federated_async()");
 	names = rnnlm_federated_servers(servers, &n);
 	for (i = 0; i < n; i++)
-		(void) GetForeignServerByName(names[i], false);
+		rnnlm_remote_check_usage(names[i]);
 	rnnlm_parse_federated_options(options, &opts);
 	PG_RETURN_INT64(submit_job(name, query, options, &opts, servers));
 }

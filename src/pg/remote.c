@@ -113,6 +113,17 @@ require_password_option(const char *server, bool waived, const char *const *keys
 			 password_hint(server, waived, false)));
 }
 
+/*
+ * Raises an ERROR unless the named postgres_fdw server exists and the
+ * current role has USAGE on it: what a job checks when it is submitted,
+ * before its worker connects under every rule.
+ */
+void
+rnnlm_remote_check_usage(const char *server)
+{
+	check_usage(GetForeignServerByName(server, false));
+}
+
 /* Opens a libpq connection to the server, under the rules above. */
 PGconn *
 rnnlm_remote_connect(const char *server, const char *application)

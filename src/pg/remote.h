@@ -13,6 +13,7 @@
 
 /* USAGE on the server; for a role that is not a superuser, a password used. */
 extern PGconn *rnnlm_remote_connect(const char *server, const char *application);
+extern void rnnlm_remote_check_usage(const char *server);
 extern void rnnlm_remote_check_extension(PGconn *conn, const char *server, const char *min_version);
 extern void rnnlm_remote_send(PGconn *conn, const char *server, const char *sql, int nparams,
 							  const Oid *types, const char *const *values, const int *lengths,
