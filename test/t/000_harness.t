@@ -13,8 +13,8 @@ my $node = RnnlmTest::new_node('harness');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server answers');
 is( $node->safe_psql(
 		'postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
-	'0.2',
-	'rnnlm 0.2, the default version, is installed');
+	'0.3',
+	'rnnlm 0.3, the default version, is installed');
 
 my $sharedir = $node->safe_psql('postgres',
 	q{SELECT setting FROM pg_config WHERE name = 'SHAREDIR'});
