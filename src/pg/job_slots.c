@@ -18,9 +18,10 @@
  * so that two backends do not both start a role's last allowed job.  A job
  * waits as 'queued', with the reason in rnnlm.job.wait_reason, when its
  * role is at the cap or no background worker slot is free; it is started
- * by the next dispatch: when a job of any role ends (its worker dispatches
- * after releasing its own lock), when a job is submitted or resumed, and
- * while rnnlm_wait waits for a queued job.
+ * by the next dispatch: when a job of any role ends (its worker first
+ * runs the oldest waiting job of its own role itself, passing its slot on,
+ * then dispatches the rest), when a job is submitted or resumed, and while
+ * rnnlm_wait waits for a queued job.
  *
  * A dispatch writes only rows that the current transaction wrote already
  * (the job it submits or resumes), and a worker that ends commits its
@@ -298,6 +299,22 @@ dispatch_one(const QueuedJob *j, bool slot_free, bool write_all)
 	return slot_free;
 }
 
+/* Takes (acquire) or releases the lock that serializes dispatches. */
+static void
+dispatch_lock(bool acquire)
+{
+	LOCKTAG		tag;
+
+	memset(&tag, 0, sizeof(tag));
+	tag.locktag_field4 = TAG_DISPATCH;
+	tag.locktag_type = LOCKTAG_USERLOCK;
+	tag.locktag_lockmethodid = USER_LOCKMETHOD;
+	if (acquire)
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	else
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
 /*
  * Starts the workers of the queued jobs of every role, oldest first, as far
  * as rnnlm.max_jobs_per_role and the free background worker slots allow.
@@ -308,13 +325,7 @@ dispatch_one(const QueuedJob *j, bool slot_free, bool write_all)
 void
 rnnlm_dispatch_jobs(bool write_all)
 {
-	LOCKTAG		tag;
-
-	memset(&tag, 0, sizeof(tag));
-	tag.locktag_field4 = TAG_DISPATCH;
-	tag.locktag_type = LOCKTAG_USERLOCK;
-	tag.locktag_lockmethodid = USER_LOCKMETHOD;
-	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	dispatch_lock(true);
 	PG_TRY();
 	{
 		int			n,
@@ -327,7 +338,47 @@ rnnlm_dispatch_jobs(bool write_all)
 	}
 	PG_FINALLY();
 	{
-		LockRelease(&tag, ExclusiveLock, true);
+		dispatch_lock(false);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * For a worker whose job ended, with its lock released: takes the oldest
+ * queued job of its own role that has no worker, when the role's cap
+ * allows, and marks it started by this process.  A worker holds its
+ * background worker slot until it exits, so it could not start a waiting
+ * job when every slot is taken; running the next job itself passes the
+ * slot on.  The job's id, or -1 when there is none.  The caller is
+ * SPI-connected in a transaction that commits at once.
+ */
+int64
+rnnlm_take_next_job(Oid role, bool legacy)
+{
+	volatile int64 taken = -1;
+
+	dispatch_lock(true);
+	PG_TRY();
+	{
+		int			n,
+					i;
+		QueuedJob  *jobs = queued_jobs(&n);
+
+		for (i = 0; i < n && taken < 0; i++)
+		{
+			if (jobs[i].owner != role || wait_reason(role, true) != NULL)
+				continue;
+			if (rnnlm_job_lock(jobs[i].id, role, legacy))
+			{
+				record_start(jobs[i].id, NULL, MyProcPid);
+				taken = jobs[i].id;
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		dispatch_lock(false);
+	}
+	PG_END_TRY();
+	return taken;
 }

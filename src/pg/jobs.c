@@ -941,14 +941,46 @@ check_writable(void)
 }
 
 /*
- * After the job ended: gives up its lock and starts the jobs that waited
- * for a slot (job_slots.c), in a transaction of its own.  A failure here
- * only leaves those jobs waiting for the next dispatch.
+ * After a job ended: gives up its lock and takes the next queued job of the
+ * same role, if any (job_slots.c), in a transaction of its own; its id, or
+ * -1.  A failure here only leaves that job waiting for the next dispatch.
+ */
+static int64
+next_job(const RnnlmJobLaunch *launch, bool legacy)
+{
+	volatile int64 next = -1;
+
+	HOLD_INTERRUPTS();
+	rnnlm_job_unlock(launch->job_id, launch->role, legacy);
+	/* a cancel meant for the job that ended must not reach the next one */
+	QueryCancelPending = false;
+	PG_TRY();
+	{
+		begin_txn();
+		XactReadOnly = false;
+		next = rnnlm_take_next_job(launch->role, legacy);
+		commit_txn();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		next = -1;
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
+	return next;
+}
+
+/*
+ * Before the worker exits: starts the jobs of other roles that waited for a
+ * slot, in a transaction of its own.  A failure here only leaves those
+ * jobs waiting for the next dispatch.
  */
 static void
-start_waiting_jobs(const RnnlmJobLaunch *launch, bool legacy)
+start_waiting_jobs(void)
 {
-	rnnlm_job_unlock(launch->job_id, launch->role, legacy);
 	PG_TRY();
 	{
 		begin_txn();
@@ -965,7 +997,40 @@ start_waiting_jobs(const RnnlmJobLaunch *launch, bool legacy)
 	PG_END_TRY();
 }
 
-/* The worker's entry point. */
+/* Runs one job in the worker; a failure is recorded in its row. */
+static void
+run_one_job(const RnnlmJobLaunch *launch, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		wait_for_submitter(launch->submitter);
+		check_writable();
+		run_job(launch->job_id, cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+		{
+			edata->elevel = LOG;
+			ThrowErrorData(edata);
+		}
+		record_failure(launch->job_id, edata);
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The worker's entry point: runs its job, then the queued jobs of the same
+ * role that waited for a slot, one after the other.
+ */
 void
 rnnlm_job_main(Datum arg)
 {
@@ -986,30 +1051,16 @@ rnnlm_job_main(Datum arg)
 	CommitTransactionCommand();
 	if (!rnnlm_job_lock(launch.job_id, launch.role, legacy))
 		proc_exit(0);			/* the job has a worker */
-	PG_TRY();
+	for (;;)
 	{
-		wait_for_submitter(launch.submitter);
-		check_writable();
-		run_job(launch.job_id, cxt);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		HOLD_INTERRUPTS();
+		run_one_job(&launch, cxt);
 		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
-		{
-			edata->elevel = LOG;
-			ThrowErrorData(edata);
-		}
-		record_failure(launch.job_id, edata);
-		RESUME_INTERRUPTS();
+		MemoryContextReset(cxt);
+		launch.job_id = next_job(&launch, legacy);
+		launch.submitter = InvalidTransactionId;
+		if (launch.job_id < 0)
+			break;
 	}
-	PG_END_TRY();
-	start_waiting_jobs(&launch, legacy);
+	start_waiting_jobs();
 	proc_exit(0);
 }

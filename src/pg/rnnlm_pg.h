@@ -237,6 +237,7 @@ typedef struct RnnlmJobLaunch
 extern bool rnnlm_job_lock(int64 job_id, Oid owner, bool legacy);
 extern void rnnlm_job_unlock(int64 job_id, Oid owner, bool legacy);
 extern void rnnlm_dispatch_jobs(bool write_all);
+extern int64 rnnlm_take_next_job(Oid role, bool legacy);
 
 /* federated.c: the coordinator of a federated training, step by step */
 typedef struct RnnlmFederation RnnlmFederation;
