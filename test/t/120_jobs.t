@@ -574,6 +574,19 @@ GRANT SELECT ON corpus TO alice, bob, reader;});
 		"SELECT rnnlm_train_async('again', 'SELECT body FROM corpus', '{$small, \"epochs\": 1}')");
 	is($slots->safe_psql('postgres', "SELECT rnnlm_wait($again, '60 s')->>'model'"), 'again',
 		'with the slots free again, a job runs');
+
+	# a worker trusts its row no further than submitting checks it: a row
+	# written behind the functions (here by a superuser, the only role that
+	# still can) that asks for 300 threads fails with the reason
+	my $forged = $slots->safe_psql('postgres', q{
+INSERT INTO rnnlm.job (model, owner, training_query, options, search_path, threads)
+VALUES ('forged', 'alice', 'SELECT body FROM corpus', '{"epochs": 1}', 'public', 300)
+RETURNING id});
+	(undef, $err) = &$as('alice', "SELECT rnnlm_wait($forged, '60 s')");
+	like($err, qr/ERROR:  22023: rnnlm job $forged failed: rnnlm job $forged asks for 300 threads/,
+		'a job row asking for 300 threads fails when its worker claims it (22023)');
+	is($slots->safe_psql('postgres', "SELECT state || ' ' || error_code FROM rnnlm.jobs WHERE id = $forged"),
+		'failed 22023', 'and rnnlm.jobs records it failed, with the SQLSTATE');
 	$slots->stop;
 }
 
