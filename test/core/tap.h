@@ -75,7 +75,7 @@ extern void test_federated(void);
 #define TEST_FORMAT_POINTS		117
 #define TEST_TEXT_POINTS		19
 #define TEST_SAMPLED_POINTS		4
-#define TEST_FEDERATED_POINTS	13
+#define TEST_FEDERATED_POINTS	14
 #define TEST_TRAINING_POINTS	25
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TEST_KERNEL_SETS		4
