@@ -28,8 +28,9 @@ REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rn
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg -I$(shell $(PG_CONFIG) --includedir)
-# every object is rebuilt when a header changes (PGXS tracks no headers)
-HEADERS = $(wildcard src/core/*.h src/pg/*.h)
+# every object is rebuilt when a header changes (PGXS tracks no headers);
+# not named HEADERS, which PGXS would install into the server's include directory
+RNNLM_HEADERS = $(wildcard src/core/*.h src/pg/*.h)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -lpq -lutf8proc -ldl -lpthread -lm
@@ -52,7 +53,7 @@ sql/rnnlm--0.3.sql: sql/rnnlm--0.2.sql sql/rnnlm--0.2--0.3.sql
 
 all: sql/rnnlm--0.2.sql sql/rnnlm--0.3.sql
 
-$(OBJS) $(OBJS:.o=.bc): $(HEADERS)
+$(OBJS) $(OBJS:.o=.bc): $(RNNLM_HEADERS)
 
 # The core is plain C: its unit tests build it again without Postgres.
 CORE_TEST_SRCS = $(CORE_SRCS) $(sort $(wildcard test/core/*.c))

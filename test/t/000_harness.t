@@ -21,5 +21,11 @@ my $sharedir = $node->safe_psql('postgres',
 ok(-f "$sharedir/extension/rnnlm.control",
 	"the server's share directory $sharedir holds rnnlm.control");
 
+# make install puts only the extension there: none of rnnlm's own headers
+my $includedir = $node->safe_psql('postgres',
+	q{SELECT setting FROM pg_config WHERE name = 'INCLUDEDIR-SERVER'});
+ok($includedir ne "" && !-e "$includedir/extension/rnnlm",
+	"make install puts no header of rnnlm's into $includedir/extension");
+
 $node->stop;
 done_testing();
