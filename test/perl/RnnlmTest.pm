@@ -2,8 +2,7 @@
 #
 #   use RnnlmTest;
 #   my $node = RnnlmTest::new_node('main');      # started, with the extension created
-#   my $file = RnnlmTest::data_file('tinyshakespeare.txt')
-#     // plan skip_all => 'shared data is not available';
+#   my $file = RnnlmTest::test_data('shakespeare.txt');   # kept in test/data
 #   my $python = RnnlmTest::python();
 #
 # The environment comes from test/run.sh: initdb and postgres first on PATH from
@@ -35,7 +34,16 @@ CONF
 	return $node;
 }
 
-# The path of a shared corpus under RNNLM_DATA_DIR, or undef when it is not available.
+# The path of a corpus kept in the repository under test/data (see its README).
+sub test_data
+{
+	my ($name) = @_;
+	my $path = repo() . "/test/data/$name";
+	die "test/data/$name is missing from the repository" unless -r $path;
+	return $path;
+}
+
+# The path of a shared corpus under RNNLM_DATA_DIR (for benchmarks), or undef when it is not available.
 sub data_file
 {
 	my ($name) = @_;

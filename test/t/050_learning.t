@@ -1,5 +1,5 @@
 # Checks that every cell actually learns: a character model trained on the
-# first 200,000 characters of tinyshakespeare.txt (one document per line,
+# 200,000 characters of test/data/shakespeare.txt (one document per line,
 # the last 10% of lines held out) must reach a validation loss below 2.35
 # nats per token in three epochs.  A bpe model (LSTM, max_vocab 4000) on the
 # same data with the same sizes and epochs must reach at most 3.4 bits per
@@ -22,12 +22,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use RnnlmTest;
 
-my $data_file = RnnlmTest::data_file('tinyshakespeare.txt');
-if (!defined $data_file)
-{
-	plan skip_all =>
-	  'shared data (tinyshakespeare.txt) not found: set RNNLM_DATA_DIR';
-}
+my $data_file = RnnlmTest::test_data('shakespeare.txt');
 
 my $max_chars = 200_000;
 my $threshold = 2.35;

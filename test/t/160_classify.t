@@ -1,5 +1,5 @@
 # Language-model classification is accurate: one small char model per
-# language, trained on lines of English (Shakespeare, tinyshakespeare.txt),
+# language, trained on lines of English (Shakespeare, test/data/shakespeare.txt),
 # German (quotations, Debian's fortunes-de) and Chinese (Debian's
 # fortunes-zh), and rnnlm_classify must put at least 95% of the held-out
 # lines of each language (every tenth line, never trained on) in the right
@@ -15,9 +15,7 @@ use Test::More;
 use lib "$ENV{RNNLM_REPO}/test/perl";
 use RnnlmTest;
 
-my $shakespeare = RnnlmTest::data_file('tinyshakespeare.txt');
-plan skip_all => 'shared data (tinyshakespeare.txt) not found: set RNNLM_DATA_DIR'
-  unless defined $shakespeare;
+my $shakespeare = RnnlmTest::test_data('shakespeare.txt');
 my %package = (
 	'/usr/share/games/fortunes/de/zitate' => 'fortunes-de',
 	'/usr/share/games/fortunes/chinese' => 'fortunes-zh');

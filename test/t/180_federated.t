@@ -1,6 +1,6 @@
 # Federated training: a coordinator and two shards (postgres_fdw servers
 # with user mappings), each shard holding half of the training lines of
-# tinyshakespeare.  rnnlm_train_federated trains over both without their
+# test/data/shakespeare.txt.  rnnlm_train_federated trains over both without their
 # text leaving them, and reaches within 0.05 nats of rnnlm_train over all
 # the lines in one place, with the same options and seed: on held-out lines
 # that neither saw (rnnlm_evaluate on the coordinator) and in the validation
@@ -20,9 +20,7 @@ use Test::More;
 use lib "$ENV{RNNLM_REPO}/test/perl";
 use RnnlmTest;
 
-my $data_file = RnnlmTest::data_file('tinyshakespeare.txt');
-plan skip_all => 'shared data (tinyshakespeare.txt) not found: set RNNLM_DATA_DIR'
-  unless defined $data_file;
+my $data_file = RnnlmTest::test_data('shakespeare.txt');
 
 my $shard_conf = "log_statement = 'all'\nlog_line_prefix = '[%a] '\n";
 my $coord = RnnlmTest::new_node('fcoord');
