@@ -22,6 +22,7 @@ packages=(
   fortunes-min fortunes-de fortunes-zh
   libutf8proc-dev libpq-dev
   libipc-run-perl
+  python3-psycopg2
 )
 
 # Print those of the named packages that are not installed.
