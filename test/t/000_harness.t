@@ -21,6 +21,16 @@ my $sharedir = $node->safe_psql('postgres',
 ok(-f "$sharedir/extension/rnnlm.control",
 	"the server's share directory $sharedir holds rnnlm.control");
 
+# the settings exist once the library is loaded (README, "Configuration")
+my ($ret, $out, $err) = $node->psql('postgres', 'SHOW rnnlm.threads');
+like($err, qr/unrecognized configuration parameter "rnnlm.threads"/,
+	'before the library is loaded, rnnlm.threads is not known');
+is($node->safe_psql('postgres', q{LOAD 'rnnlm';
+SHOW rnnlm.threads;
+SELECT count(*) >= 7 FROM pg_settings WHERE name LIKE 'rnnlm.%'}), "1
+t",
+	"after LOAD 'rnnlm' it is, with the others in pg_settings");
+
 # make install puts only the extension there: none of rnnlm's own headers
 my $includedir = $node->safe_psql('postgres',
 	q{SELECT setting FROM pg_config WHERE name = 'INCLUDEDIR-SERVER'});
