@@ -84,14 +84,33 @@ RESET rnnlm.precision;
 SELECT bool_and(rnnlm_perplexity('pr_fp32', body) = fp32) AS fp32_again
   FROM pr_docs JOIN pr_scores USING (i);
 
--- a backend without bf16 products refuses bf16, for training and scoring
+-- a backend without bf16 products refuses bf16, for training and scoring:
+-- a SET is refused at once, with the reason, either way round
 SET rnnlm.backend = 'openblas';
 SELECT rnnlm_train('pr_no', 'SELECT body FROM pr_docs', '{"precision": "bf16"}');
 SET rnnlm.precision = 'bf16';
+SHOW rnnlm.precision;
+SET rnnlm.backend = 'reference';
+SET rnnlm.precision = 'bf16';
+SET rnnlm.backend = 'openblas';
+SHOW rnnlm.backend;
+RESET rnnlm.precision;
+RESET rnnlm.backend;
+-- a value from a role's settings is checked at first use instead (a login
+-- never fails for it); rnnlm_runtime() says why scoring cannot run
+ALTER ROLE CURRENT_USER SET rnnlm.backend = 'openblas';
+ALTER ROLE CURRENT_USER SET rnnlm.precision = 'bf16';
+\c
+SET client_min_messages = warning;
 SELECT rnnlm_perplexity('pr_fp32', 'ticket 1');
 SELECT rnnlm_runtime()->>'precision' AS scoring_precision,
        rnnlm_runtime()->>'precision_error' AS why;
--- auto falls back to fp32 there
+ALTER ROLE CURRENT_USER RESET rnnlm.backend;
+ALTER ROLE CURRENT_USER RESET rnnlm.precision;
+\c
+SET client_min_messages = warning;
+-- auto falls back to fp32 on OpenBLAS
+SET rnnlm.backend = 'openblas';
 SET rnnlm.precision = 'auto';
 SELECT bool_and(rnnlm_perplexity('pr_fp32', body) = fp32) AS auto_is_fp32
   FROM pr_docs JOIN pr_scores USING (i);

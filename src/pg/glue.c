@@ -113,6 +113,15 @@ rnnlm_raise(rl_env *env, const char *what)
 	pg_unreachable();
 }
 
+/* What to install when the library of the backend named (an rnnlm.backend value) is missing. */
+const char *
+rnnlm_backend_install_hint(const char *name)
+{
+	return strcmp(name, "onednn") == 0 ?
+		"Install oneDNN (Debian package libdnnl2), or SET rnnlm.backend = 'auto'." :
+		"Install OpenBLAS (Debian package libopenblas0), or SET rnnlm.backend = 'auto'.";
+}
+
 /*
  * Picks the backend of the matrix products that rnnlm.backend names
  * (loading its library on first use) and applies rnnlm.threads.
@@ -127,9 +136,7 @@ rnnlm_prepare_compute(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("rnnlm: %s", err),
-				 errhint(strcmp(name, "onednn") == 0 ?
-						 "Install oneDNN (Debian package libdnnl2), or SET rnnlm.backend = 'auto'." :
-						 "Install OpenBLAS (Debian package libopenblas0), or SET rnnlm.backend = 'auto'.")));
+				 errhint("%s", rnnlm_backend_install_hint(name))));
 	rl_compute_set_threads(rnnlm_threads);
 }
 

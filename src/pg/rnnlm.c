@@ -62,6 +62,82 @@ rnnlm_backend_setting(void)
 	return rnnlm_backend == 0 ? "auto" : rl_backend_name(rnnlm_backend - 1);
 }
 
+/* The name of an rnnlm.backend value: "auto" or a backend's. */
+static const char *
+backend_value_name(int backend)
+{
+	return backend == 0 ? "auto" : rl_backend_name(backend - 1);
+}
+
+/*
+ * Why scoring in precision prec cannot run with rnnlm.backend value backend
+ * here, or NULL when it can; *loads: whether the backend's library loaded.
+ * Loads it, as its first use would; every use selects the backend of the
+ * settings again.
+ */
+static char *
+precision_problem(int backend, int prec, bool *loads)
+{
+	char		err[RL_ERRMSG_LEN];
+	rl_env		env;
+	rl_precision got;
+
+	*loads = rl_compute_use(backend_value_name(backend), err, sizeof(err)) == 0;
+	if (!*loads)
+		return pstrdup(err);
+	rnnlm_env_init(&env, CurrentMemoryContext, false);
+	if (rl_precision_resolve(&env, (rl_precision) prec, &got) != RL_OK)
+		return pstrdup(env.errmsg);
+	return NULL;
+}
+
+/*
+ * Check hooks of rnnlm.precision and rnnlm.backend: a SET that cannot work
+ * here (bf16 without bf16 products, a backend whose library is absent) is
+ * refused at once, with the reason.  Values from the configuration files,
+ * ALTER ROLE and the like are checked at first use instead, so that a
+ * setting meant for other machines never stops a server or a login.
+ */
+static bool
+check_precision(int *newval, void **extra, GucSource source)
+{
+	char	   *why;
+	bool		loads;
+
+	if (source != PGC_S_SESSION || *newval == RL_PREC_FP32 || *newval == RL_PREC_INT8)
+		return true;
+	why = precision_problem(rnnlm_backend, *newval, &loads);
+	if (why == NULL)
+		return true;
+	GUC_check_errdetail("%s.", why);
+	GUC_check_errhint("Use fp32, or auto, which takes bf16 only where it runs; rnnlm_runtime() shows what this server has.");
+	return false;
+}
+
+static bool
+check_backend(int *newval, void **extra, GucSource source)
+{
+	char	   *why;
+	bool		loads;
+
+	if (source != PGC_S_SESSION)
+		return true;
+	why = precision_problem(*newval, rnnlm_precision, &loads);
+	if (why == NULL)
+		return true;
+	if (!loads)
+	{
+		GUC_check_errdetail("%s.", why);
+		GUC_check_errhint("%s", rnnlm_backend_install_hint(backend_value_name(*newval)));
+	}
+	else
+	{
+		GUC_check_errdetail("rnnlm.precision is %s: %s.", rl_precision_name((rl_precision) rnnlm_precision), why);
+		GUC_check_errhint("SET rnnlm.precision = 'fp32' first, or choose a backend with bf16 products.");
+	}
+	return false;
+}
+
 void		_PG_init(void);
 
 /* Defines the GUCs; BLAS is loaded lazily at first use. */
@@ -127,7 +203,7 @@ _PG_init(void)
 							 RL_PREC_FP32, precision_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_precision, NULL, NULL);
 	DefineCustomEnumVariable("rnnlm.backend",
 							 "Library that runs rnnlm's matrix products.",
 							 "auto: OpenBLAS for fp32 and oneDNN for bf16; openblas, onednn, or "
@@ -136,7 +212,7 @@ _PG_init(void)
 							 0, backend_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_backend, NULL, NULL);
 	MarkGUCPrefixReserved("rnnlm");
 	rnnlm_jit_init();
 }

@@ -44,6 +44,7 @@ extern void rnnlm_jit_init(void);
 extern void rnnlm_env_init(rl_env *env, MemoryContext cxt, bool progress);
 extern void rnnlm_raise(rl_env *env, const char *what) pg_attribute_noreturn();
 extern void rnnlm_prepare_compute(void);
+extern const char *rnnlm_backend_install_hint(const char *name);
 extern rl_precision rnnlm_resolve_precision(rl_precision want, const char *what);
 extern char *rnnlm_check_name(Datum d, bool isnull);
 extern char *rnnlm_check_new_name(Datum d, bool isnull);

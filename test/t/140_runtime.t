@@ -201,8 +201,8 @@ CREATE TABLE rt_docs AS
 	{
 		skip 'this processor has bf16 instructions', 2 if $hw_bf16;
 		my ($ret, $out, $err) = $n->psql('postgres', "SET rnnlm.precision = 'bf16'; $scores_sql");
-		like($err, qr/scoring in bf16 is not possible here: this processor has no bf16 instructions/,
-			'bf16 on a processor without it is a clear error');
+		like($err, qr/invalid value for parameter "rnnlm.precision": "bf16"\nDETAIL:  this processor has no bf16 instructions/,
+			'SET rnnlm.precision = bf16 on a processor without it is refused at once, with the reason');
 		my @s = split ' ', $n->safe_psql('postgres', "SET rnnlm.precision = 'auto'; $scores_sql");
 		is(worst_of(@s), 0, 'and auto scores in fp32, exactly as by default');
 	}
