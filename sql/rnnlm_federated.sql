@@ -73,6 +73,18 @@ SELECT * FROM rnnlm.federated_begin('s4', 'SELECT body FROM fed_docs WHERE false
 SELECT * FROM rnnlm.federated_begin('s4', 'DELETE FROM fed_docs RETURNING body', fed_opts());
 SELECT * FROM rnnlm.federated_begin(NULL, 'SELECT body FROM fed_docs', fed_opts());
 SELECT * FROM rnnlm.federated_begin('s4', NULL, fed_opts());
+-- the training query cannot reach the session it fills: ending it, starting
+-- it or beginning another from there is refused (once it freed the memory
+-- the outer call was writing, and the backend crashed)
+SELECT count(*) FROM rnnlm.federated_begin('s7',
+  'SELECT body FROM fed_docs WHERE rnnlm.federated_end(''s7'') IS NOT NULL', fed_opts());
+SELECT count(*) FROM rnnlm.federated_begin('s7',
+  'SELECT body FROM fed_docs WHERE (SELECT count(*) FROM rnnlm.federated_begin(''s8'', ''SELECT 1::text'', ''{}'')) >= 0',
+  fed_opts());
+SELECT count(*) FROM rnnlm.federated_begin('s7',
+  'SELECT body FROM fed_docs WHERE (SELECT documents FROM rnnlm.federated_start(''s7'', ''\x00'', 1)) >= 0',
+  fed_opts());
+SELECT rnnlm.federated_end('s7') AS ended;
 
 -- rnnlm_train_federated's own checks
 SELECT rnnlm_train_federated('x', NULL, 'SELECT 1');

@@ -55,6 +55,23 @@ typedef struct ShardSession
 
 static ShardSession *session = NULL;
 
+/*
+ * True while rnnlm.federated_begin runs the caller's training query, which
+ * could call these functions again: they would free or change the session
+ * that the outer call is filling.
+ */
+static bool reading_rows = false;
+
+/* Refuses a call of these functions from a federated training's own query. */
+static void
+check_not_reentered(void)
+{
+	if (reading_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("rnnlm.federated_begin() and the functions of its session cannot be called from its training query")));
+}
+
 /* Frees the session, if any. */
 static void
 session_free(void)
@@ -91,6 +108,7 @@ session_get(FunctionCallInfo fcinfo)
 {
 	char	   *id = session_arg(fcinfo);
 
+	check_not_reentered();
 	if (session == NULL || strcmp(session->id, id) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -192,6 +210,7 @@ rnnlm_federated_begin(PG_FUNCTION_ARGS)
 	int32_t		n,
 				k;
 
+	check_not_reentered();
 	session_free();
 	cxt = AllocSetContextCreate(TopMemoryContext, "rnnlm federated shard", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -208,7 +227,16 @@ rnnlm_federated_begin(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		s->t.model = model_arg(s, PG_GETARG_BYTEA_PP(3), "loading the model to fine-tune from");
 	SPI_connect();
-	rnnlm_training_read_rows(&s->t, query);
+	reading_rows = true;
+	PG_TRY();
+	{
+		rnnlm_training_read_rows(&s->t, query);
+	}
+	PG_FINALLY();
+	{
+		reading_rows = false;
+	}
+	PG_END_TRY();
 	SPI_finish();
 	InitMaterializedSRF(fcinfo, 0);
 	if (s->t.model)
@@ -380,8 +408,10 @@ Datum
 rnnlm_federated_end(PG_FUNCTION_ARGS)
 {
 	char	   *id = session_arg(fcinfo);
-	bool		found = session != NULL && strcmp(session->id, id) == 0;
+	bool		found;
 
+	check_not_reentered();
+	found = session != NULL && strcmp(session->id, id) == 0;
 	if (found)
 		session_free();
 	PG_RETURN_BOOL(found);
