@@ -138,10 +138,9 @@ held_worker_locks(Oid role, int64 job_id)
  * the worker waits for before it reads the job (invalid: none).
  */
 static int
-start_worker(int64 job_id, Oid role, TransactionId submitter)
+start_worker(int64 job_id, Oid role, TransactionId submitter, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker w;
-	BackgroundWorkerHandle *handle;
 	RnnlmJobLaunch launch;
 	pid_t		pid;
 
@@ -161,9 +160,9 @@ start_worker(int64 job_id, Oid role, TransactionId submitter)
 	launch.submitter = submitter;
 	memcpy(w.bgw_extra, &launch, sizeof(launch));
 
-	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	if (!RegisterDynamicBackgroundWorker(&w, handle))
 		return 0;
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+	if (WaitForBackgroundWorkerStartup(*handle, &pid) != BGWH_STARTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("the background worker of rnnlm training job " INT64_FORMAT " did not start", job_id),
@@ -174,15 +173,19 @@ start_worker(int64 job_id, Oid role, TransactionId submitter)
 /*
  * Waits (at most 10 s) until a job's new worker holds the job's lock, which
  * it takes first thing, so that neither rnnlm.jobs nor the next dispatch
- * takes the moment before for a job without a worker.
+ * takes the moment before for a job without a worker; not at all once the
+ * worker has exited (it could not connect, say: its role lost LOGIN).
  */
 static void
-await_worker(int64 job_id, Oid role)
+await_worker(int64 job_id, Oid role, BackgroundWorkerHandle *handle)
 {
 	int			i;
+	pid_t		pid;
 
 	for (i = 0; i < 1000 && held_worker_locks(role, job_id) == 0; i++)
 	{
+		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+			return;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -280,13 +283,14 @@ dispatch_one(const QueuedJob *j, bool slot_free, bool write_all)
 {
 	char	   *reason = wait_reason(j->owner, slot_free);
 	int			pid = 0;
+	BackgroundWorkerHandle *handle = NULL;
 
 	if (reason == NULL)
 	{
 		pid = start_worker(j->id, j->owner,
-						   j->ours ? GetTopTransactionIdIfAny() : InvalidTransactionId);
+						   j->ours ? GetTopTransactionIdIfAny() : InvalidTransactionId, &handle);
 		if (pid != 0)
-			await_worker(j->id, j->owner);
+			await_worker(j->id, j->owner, handle);
 		else
 		{
 			slot_free = false;
