@@ -58,6 +58,13 @@ SELECT rnnlm_train('ver_m', 'SELECT body FROM ver_docs',
 SELECT string_agg(version::text, ',' ORDER BY version) AS versions FROM rnnlm.model_versions WHERE name = 'ver_m';
 SELECT rnnlm_import('ver_m', rnnlm_export('ver_m@5'), true)->>'model' AS imported;
 SELECT version, keep_versions FROM rnnlm.models WHERE name = 'ver_m';
+-- keep_versions is the model's: a replacement that does not give it keeps it
+SELECT rnnlm_train('ver_m', 'SELECT body FROM ver_docs', ver_opts('{"seed": 6, "replace": true, "keep_versions": 2}'))->>'model' AS model;
+SELECT rnnlm_train('ver_m', 'SELECT body FROM ver_docs', ver_opts('{"seed": 7, "replace": true}'))->>'model' AS model;
+SELECT rnnlm_train('ver_m', 'SELECT body FROM ver_docs', ver_opts('{"seed": 8, "replace": true}'))->>'model' AS model;
+SELECT keep_versions, (SELECT string_agg(version::text, ',' ORDER BY version) FROM rnnlm.model_versions
+                        WHERE name = 'ver_m') AS versions
+  FROM rnnlm.models WHERE name = 'ver_m';
 -- dropping the model drops its versions
 SELECT rnnlm_drop('ver_m');
 SELECT count(*) AS versions_left FROM rnnlm.model_version WHERE name = 'ver_m';

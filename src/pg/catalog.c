@@ -309,8 +309,9 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	if (row->parent == NULL)
 		nulls[16] = 'n';
 	values[17] = Int32GetDatum(row->opts ? row->opts->keep_versions : 0);
-	if (row->opts == NULL)
-		nulls[17] = 'n';		/* an import keeps the model's setting */
+	/* a property of the model: only a value given changes it (an import keeps it) */
+	if (row->opts == NULL || !rnnlm_option_given(row->opts, "keep_versions"))
+		nulls[17] = 'n';
 	values[18] = Int32GetDatum(v03 ? next_version(row->name) : 0);
 
 	if (v02 && row->replace)
