@@ -791,3 +791,47 @@ SELECT id, model, owner,
        submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
        training_query, options, servers, error_code, wait_reason
   FROM rnnlm.job;
+
+-- Calibrated surprise: how surprising the validation rows of a training
+-- were under the model it stored (each row's mean negative log-likelihood
+-- per token, in nats), as 101 quantiles, from the least surprising row to
+-- the most.  NULL for models without them (trained before 0.3, imported,
+-- trained without validation data, or federated).  A version keeps its own.
+ALTER TABLE rnnlm.model ADD COLUMN surprise double precision[];
+ALTER TABLE rnnlm.model_version ADD COLUMN surprise double precision[];
+
+CREATE FUNCTION rnnlm_surprise_percentile(model_name text, input text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'rnnlm_surprise_percentile'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 10000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_surprise_percentile(text, text) IS
+    'the fraction of the model''s validation rows that were less surprising than the text, in [0, 1]';
+
+CREATE FUNCTION rnnlm_surprise_percentile(model_name text, inputs text[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'rnnlm_surprise_percentile_array'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 100000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_surprise_percentile(text, text[]) IS
+    'rnnlm_surprise_percentile of many texts, in order (NULL for NULL), scored as one batch';
+
+CREATE FUNCTION rnnlm_surprise_percentile_at(model_ref text, input text)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'rnnlm_surprise_percentile_at'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE COST 10000
+SUPPORT rnnlm.planner_support;
+COMMENT ON FUNCTION rnnlm_surprise_percentile_at(text, text) IS
+    'rnnlm_surprise_percentile of a pinned model version (name@N or name@sha256:prefix), which never changes';
+
+-- rnnlm.models says which models rnnlm_surprise_percentile can place a text for
+CREATE OR REPLACE VIEW rnnlm.models WITH (security_barrier, security_invoker = true) AS
+SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
+       num_layers, parameters,
+       pg_catalog.octet_length(weights)::bigint AS size_bytes,
+       train_loss, val_loss, val_perplexity, trained_tokens, created_at, options,
+       ARRAY(SELECT CASE WHEN g::oid OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE g::text END
+               FROM pg_catalog.unnest(grantees) AS g) AS granted_to,
+       parent, version, pg_catalog.encode(sha256, 'hex') AS sha256, keep_versions,
+       surprise IS NOT NULL AS calibrated
+  FROM rnnlm.model;

@@ -207,7 +207,9 @@ SELECT state, epoch, epochs, step = steps AS last_step, error, summary->'kept_ep
 SELECT rnnlm_train('tr_sync', 'SELECT body FROM tr_docs ORDER BY i', tr_opts('{"epochs": 4}'))->'epochs_run' AS e;
 SELECT tr_md5('tr_job') = tr_md5('tr_sync') AS same_weights,
        (SELECT val_loss FROM rnnlm.models WHERE name = 'tr_job')
-       = (SELECT val_loss FROM rnnlm.models WHERE name = 'tr_sync') AS same_loss;
+       = (SELECT val_loss FROM rnnlm.models WHERE name = 'tr_sync') AS same_loss,
+       (SELECT surprise FROM rnnlm.model WHERE name = 'tr_job')
+       = (SELECT surprise FROM rnnlm.model WHERE name = 'tr_sync') AS same_calibration;
 SELECT count(*) AS epochs FROM rnnlm_training_history(:job);
 SELECT (SELECT array_agg(val_loss ORDER BY epoch) FROM rnnlm_training_history(:job))
      = (SELECT array_agg(val_loss ORDER BY epoch) FROM rnnlm_training_history('tr_job')) AS same_history;

@@ -15,6 +15,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -198,6 +199,58 @@ rnnlm_catalog_weights(const char *name, int64 *revision, MemoryContext cxt)
 	return result;
 }
 
+/*
+ * The surprise quantiles (RNNLM_SURPRISE_POINTS of them, into q) of the
+ * model's row of that revision (version 0), or of its version; false when
+ * it has none.  Read as the caller, under row-level security; the caller
+ * is SPI-connected.
+ */
+bool
+rnnlm_catalog_surprise(const char *name, int64 revision, int32 version, double *q)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int64GetDatum(version > 0 ? version : revision)};
+	bool		isnull;
+	Datum		d;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i,
+				ret;
+
+	if (!rnnlm_schema_is_v03())
+		return false;
+	ret = SPI_execute_with_args(version > 0 ?
+								"SELECT surprise FROM rnnlm.model "
+								"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 "
+								"UNION ALL SELECT surprise FROM rnnlm.model_version "
+								"WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2" :
+								"SELECT surprise FROM rnnlm.model "
+								"WHERE name OPERATOR(pg_catalog.=) $1 AND revision OPERATOR(pg_catalog.=) $2",
+								2, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "rnnlm: could not read the surprise of model \"%s\": %s", name,
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return false;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	deconstruct_array(DatumGetArrayTypeP(d), FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	if (n != RNNLM_SURPRISE_POINTS)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			return false;
+		q[i] = DatumGetFloat8(elems[i]);
+		if (isnan(q[i]) || (i > 0 && q[i] < q[i - 1]))
+			return false;		/* not what a training stores */
+	}
+	return true;
+}
+
 /* A float8 Datum, or NULL for NaN. */
 static Datum
 float_or_null(double v, char *nulls, int i)
@@ -210,6 +263,24 @@ float_or_null(double v, char *nulls, int i)
 	return Float8GetDatum(v);
 }
 
+/* The surprise quantiles as a float8[] Datum, or NULL (nulls[i]) when there are none. */
+static Datum
+surprise_datum(const double *q, char *nulls, int i)
+{
+	Datum		elems[RNNLM_SURPRISE_POINTS];
+	int			k;
+
+	if (q == NULL)
+	{
+		nulls[i] = 'n';
+		return (Datum) 0;
+	}
+	for (k = 0; k < RNNLM_SURPRISE_POINTS; k++)
+		elems[k] = Float8GetDatum(q[k]);
+	return PointerGetDatum(construct_array(elems, RNNLM_SURPRISE_POINTS, FLOAT8OID, sizeof(float8),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /*
  * Moves the model's current version, if any, into rnnlm.model_version
  * (before it is replaced).  The row is locked first, so that a drop that
@@ -219,12 +290,15 @@ float_or_null(double v, char *nulls, int i)
 static void
 archive_current(const char *name)
 {
-	write_with_name("INSERT INTO rnnlm.model_version (name, version, sha256, parameters, train_loss, "
-					"  val_loss, created_at, weights) "
-					"SELECT name, version, sha256, parameters, train_loss, val_loss, created_at, weights "
-					"  FROM (SELECT * FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 "
-					"          AND " RNNLM_OWNED_BY("$2") " FOR UPDATE) m "
-					"ON CONFLICT (name, version) DO NOTHING",
+	bool		v03 = rnnlm_schema_is_v03();
+
+	write_with_name(psprintf("INSERT INTO rnnlm.model_version (name, version, sha256, parameters, train_loss, "
+							 "  val_loss, created_at, weights%s) "
+							 "SELECT name, version, sha256, parameters, train_loss, val_loss, created_at, weights%s "
+							 "  FROM (SELECT * FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 "
+							 "          AND " RNNLM_OWNED_BY("$2") " FOR UPDATE) m "
+							 "ON CONFLICT (name, version) DO NOTHING",
+							 v03 ? ", surprise" : "", v03 ? ", surprise" : ""),
 					name);
 }
 
@@ -268,11 +342,11 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"trained_tokens = EXCLUDED.trained_tokens, options = EXCLUDED.options, "
 		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights%s "
 		"WHERE " RNNLM_OWNED_BY_OF("$15", "m");
-	Oid			argtypes[19] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
+	Oid			argtypes[20] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
 		INT4OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, JSONBOID, BYTEAOID,
-	OIDOID, JSONBOID, TEXTOID, INT4OID, INT4OID};
-	Datum		values[19];
-	char		nulls[20];
+	OIDOID, JSONBOID, TEXTOID, INT4OID, INT4OID, FLOAT8ARRAYOID};
+	Datum		values[20];
+	char		nulls[21];
 	const rl_config *c = &row->model->cfg;
 	const rl_train_result *r = row->result;
 	bool		v02 = catalog_has_history();
@@ -283,7 +357,7 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	char	   *stmt;
 
 	memset(nulls, ' ', sizeof(nulls));
-	nulls[19] = '\0';
+	nulls[20] = '\0';
 	weights = palloc_extended(VARHDRSZ + row->blob_len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(weights, VARHDRSZ + row->blob_len);
 	memcpy(VARDATA(weights), row->blob, row->blob_len);
@@ -313,24 +387,27 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	if (row->opts == NULL || !rnnlm_option_given(row->opts, "keep_versions"))
 		nulls[17] = 'n';
 	values[18] = Int32GetDatum(v03 ? next_version(row->name) : 0);
+	values[19] = surprise_datum(row->surprise, nulls, 19);
 
 	if (v02 && row->replace)
 		archive_current(row->name);
 	stmt = psprintf(sql, revision_column(),
+					v03 ? ", history, parent, version, sha256, keep_versions, surprise" :
 					v02 ? ", history, parent, version, sha256, keep_versions" : "",
 					revision_sequence(),
-					v02 ? (v03 ? ", $16, $17, $19, pg_catalog.sha256($14), COALESCE($18, 1)"
+					v02 ? (v03 ? ", $16, $17, $19, pg_catalog.sha256($14), COALESCE($18, 1), $20"
 						   : ", $16, $17, 1, pg_catalog.sha256($14), COALESCE($18, 1)") : "",
 					row->replace ? psprintf(update, revision_column(), revision_column(),
 											v02 ? psprintf(", history = EXCLUDED.history, "
 														   "parent = EXCLUDED.parent, "
 														   "version = %s, "
 														   "sha256 = EXCLUDED.sha256, "
-														   "keep_versions = COALESCE($18, m.keep_versions)",
-														   v03 ? "$19" : "m.version OPERATOR(pg_catalog.+) 1")
+														   "keep_versions = COALESCE($18, m.keep_versions)%s",
+														   v03 ? "$19" : "m.version OPERATOR(pg_catalog.+) 1",
+														   v03 ? ", surprise = EXCLUDED.surprise" : "")
 											: "") : "NOTHING",
 					revision_column());
-	ret = rnnlm_spi_write(stmt, v03 ? 19 : v02 ? 18 : 15, argtypes, values, nulls);
+	ret = rnnlm_spi_write(stmt, v03 ? 20 : v02 ? 18 : 15, argtypes, values, nulls);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));
 	pfree(weights);

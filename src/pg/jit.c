@@ -28,7 +28,8 @@
 /* The functions evaluated once per row, whose plans need no JIT. */
 static const char *const per_row_functions[] = {
 	"rnnlm_perplexity", "rnnlm_token_logprobs", "rnnlm_generate", "rnnlm_next_tokens",
-	"rnnlm_embed", "rnnlm_classify", "rnnlm_classify_scores", "rnnlm_perplexity_at"
+	"rnnlm_embed", "rnnlm_classify", "rnnlm_classify_scores", "rnnlm_perplexity_at",
+	"rnnlm_surprise_percentile", "rnnlm_surprise_percentile_at"
 };
 
 #define MAX_HASHES 32

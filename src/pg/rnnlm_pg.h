@@ -147,7 +147,11 @@ typedef struct RnnlmModelRow
 	size_t		blob_len;
 	const char *history;		/* JSON array of epochs, or NULL */
 	const char *parent;			/* init_from, or NULL */
+	const double *surprise;		/* RNNLM_SURPRISE_POINTS quantiles, or NULL */
 } RnnlmModelRow;
+
+/* How many quantiles of the validation rows' surprise a model keeps (surprise.c). */
+#define RNNLM_SURPRISE_POINTS 101
 
 /* A parsed reference to a pinned version: name@N or name@sha256:<prefix>. */
 typedef struct RnnlmRef
@@ -166,6 +170,7 @@ extern bool rnnlm_schema_is_v03(void);
 extern void rnnlm_catalog_check_owner(const char *name);
 extern int64 rnnlm_catalog_revision(const char *name, bool *found);
 extern bytea *rnnlm_catalog_weights(const char *name, int64 *revision, MemoryContext cxt);
+extern bool rnnlm_catalog_surprise(const char *name, int64 revision, int32 version, double *q);
 extern bool rnnlm_catalog_store(const RnnlmModelRow *row);
 extern bool rnnlm_catalog_delete(const char *name);
 
@@ -202,6 +207,7 @@ typedef struct RnnlmTraining
 	uint8_t    *blob;
 	size_t		blob_len;
 	char	   *summary_extra;	/* more "key": value pairs for the summary, or NULL */
+	double	   *surprise;		/* the validation rows' surprise quantiles, or NULL */
 } RnnlmTraining;
 
 extern void rnnlm_training_init(RnnlmTraining *t, const char *name,
@@ -265,6 +271,14 @@ typedef struct RnnlmLoaded
 } RnnlmLoaded;
 
 extern RnnlmLoaded *rnnlm_get_model(FunctionCallInfo fcinfo, const char *name);
+
+/* score.c: the scoring functions that surprise.c builds on */
+extern PGDLLEXPORT Datum rnnlm_perplexity(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum rnnlm_perplexity_at(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum rnnlm_perplexity_array(PG_FUNCTION_ARGS);
+
+/* surprise.c */
+extern double *rnnlm_surprise_quantiles(RnnlmTraining *t);
 extern rl_precision rnnlm_use_precision(RnnlmLoaded *lm);
 
 #endif							/* RNNLM_PG_H */

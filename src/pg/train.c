@@ -386,6 +386,7 @@ rnnlm_training_finish(RnnlmTraining *t)
 	}
 	rl_run_free(t->run);
 	t->run = NULL;
+	t->surprise = rnnlm_surprise_quantiles(t);
 	rl_free(&t->env, t->train);
 	rl_free(&t->env, t->val);
 	t->train = t->val = NULL;
@@ -454,6 +455,7 @@ rnnlm_training_store(RnnlmTraining *t)
 	row.blob_len = t->blob_len;
 	row.history = rnnlm_training_history_json(t);
 	row.parent = t->opts.init_from;
+	row.surprise = t->surprise;
 	if (!rnnlm_catalog_store(&row))
 		raise_exists(t->name,
 					 "Another session stored it while this one was training, or it belongs to a role whose models you cannot see.",

@@ -323,6 +323,14 @@ SELECT rnnlm_train('c_gru', 'SELECT body FROM corpus', '{"init_from": "c_gru", "
 SELECT string_agg(version::text || current::text, ',' ORDER BY version) FROM rnnlm.model_versions WHERE name = 'c_gru';
 SELECT granted_to FROM rnnlm.models WHERE name = 'c_gru'}),
 	"c_gru\n1false,2true\n{bob}", 'old: replacing a 0.1 model makes version 2, with its grants');
+like(sql_error('old', 'alice', q{SELECT rnnlm_surprise_percentile('w_rnn', 'the printer')}),
+	qr/rnnlm model "w_rnn" has no calibration of its surprise/,
+	'old: a model trained before 0.3 has no surprise calibration (55000)');
+is(sql('old', 'alice', q{
+SELECT rnnlm_surprise_percentile('c_gru', 'the printer') BETWEEN 0 AND 1,
+       (SELECT string_agg(name || ' ' || calibrated, ',' ORDER BY name) FROM rnnlm.models
+         WHERE name IN ('c_gru', 'w_rnn'))}),
+	't|c_gru true,w_rnn false', 'old: retrained at 0.3, it has one, and rnnlm.models says which do');
 $job = sql('old', 'alice', qq{
 SELECT rnnlm_train_async('c_async3', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char"}')});
 is(sql('old', 'alice', qq{SELECT rnnlm_wait($job, '120 s')->>'model'}), 'c_async3',
