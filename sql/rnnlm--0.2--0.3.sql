@@ -131,3 +131,42 @@ SELECT name, owner, cell, tokenizer, vocab_size, embedding_dim, hidden_size,
        parent, version, pg_catalog.encode(sha256, 'hex') AS sha256, keep_versions,
        surprise IS NOT NULL AS calibrated
   FROM rnnlm.model;
+
+-- Provenance: how each version was made.  What a grantee may see is in the
+-- rows (the role that trained it, when, from how many rows and tokens, with
+-- which rnnlm, backend and precision; the options are in options); the
+-- training query, which may name tables and filters a grantee cannot read,
+-- is kept apart, readable by the model's owner (and its members) only.
+-- NULL for versions made before 0.3.
+ALTER TABLE rnnlm.model ADD COLUMN provenance jsonb;
+ALTER TABLE rnnlm.model_version ADD COLUMN provenance jsonb;
+
+CREATE TABLE rnnlm.training_query (
+    name            text NOT NULL,
+    version         integer NOT NULL,
+    query           text NOT NULL,
+    PRIMARY KEY (name, version)
+);
+ALTER TABLE rnnlm.training_query ENABLE ROW LEVEL SECURITY;
+CREATE POLICY training_query_owner ON rnnlm.training_query FOR SELECT
+    USING (EXISTS (SELECT 1 FROM rnnlm.model m
+                    WHERE m.name OPERATOR(pg_catalog.=) training_query.name
+                      AND rnnlm.is_owner(m.owner)));
+GRANT SELECT ON rnnlm.training_query TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('rnnlm.training_query', '');
+COMMENT ON TABLE rnnlm.training_query IS
+    'the training query of each rnnlm model version, readable by the model''s owner only';
+
+CREATE OR REPLACE VIEW rnnlm.model_versions WITH (security_barrier, security_invoker = true) AS
+SELECT v.*, (SELECT q.query FROM rnnlm.training_query q
+              WHERE q.name OPERATOR(pg_catalog.=) v.name
+                AND q.version OPERATOR(pg_catalog.=) v.version) AS training_query
+  FROM (SELECT name, version, pg_catalog.encode(sha256, 'hex') AS sha256, true AS current, false AS pinned,
+               parameters, pg_catalog.octet_length(weights)::bigint AS size_bytes, train_loss, val_loss,
+               created_at, provenance
+          FROM rnnlm.model
+        UNION ALL
+        SELECT name, version, pg_catalog.encode(sha256, 'hex'), false, pinned,
+               parameters, pg_catalog.octet_length(weights)::bigint, train_loss, val_loss,
+               created_at, provenance
+          FROM rnnlm.model_version) v;

@@ -17,7 +17,9 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "catalog/namespace.h"
 
@@ -298,7 +300,7 @@ archive_current(const char *name)
 							 "  FROM (SELECT * FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 "
 							 "          AND " RNNLM_OWNED_BY("$2") " FOR UPDATE) m "
 							 "ON CONFLICT (name, version) DO NOTHING",
-							 v03 ? ", surprise" : "", v03 ? ", surprise" : ""),
+							 v03 ? ", surprise, provenance" : "", v03 ? ", surprise, provenance" : ""),
 					name);
 }
 
@@ -312,6 +314,57 @@ prune_versions(const char *name)
 					"  AND v.version OPERATOR(pg_catalog.<) "
 					"      (m.version OPERATOR(pg_catalog.-) m.keep_versions)",
 					name);
+}
+
+/*
+ * Deletes the training queries of the model's versions that are gone (a
+ * pruned or dropped version, or every one of a dropped model).
+ */
+static void
+clean_training_queries(const char *name)
+{
+	if (!rnnlm_schema_is_v03())
+		return;
+	write_with_name("DELETE FROM rnnlm.training_query q "
+					"WHERE q.name OPERATOR(pg_catalog.=) $1 "
+					"  AND NOT EXISTS (SELECT 1 FROM rnnlm.model m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+					"                    AND m.version OPERATOR(pg_catalog.=) q.version) "
+					"  AND NOT EXISTS (SELECT 1 FROM rnnlm.model_version v WHERE v.name OPERATOR(pg_catalog.=) $1 "
+					"                    AND v.version OPERATOR(pg_catalog.=) q.version) "
+					"  AND $2 IS NOT NULL",
+					name);
+}
+
+/* Records the training query of version version of the model. */
+static void
+store_training_query(const char *name, int32 version, const char *query)
+{
+	Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), CStringGetTextDatum(query)};
+
+	if (rnnlm_spi_write("INSERT INTO rnnlm.training_query (name, version, query) VALUES ($1, $2, $3) "
+						"ON CONFLICT (name, version) DO UPDATE SET query = EXCLUDED.query",
+						3, types, values, NULL) != SPI_OK_INSERT)
+		elog(ERROR, "rnnlm: could not record the training query of model \"%s\"", name);
+}
+
+/* What an imported version's provenance says: who imported it, and when. */
+static char *
+import_provenance(void)
+{
+	StringInfoData s;
+	char	   *role = GetUserNameFromId(GetUserId(), true);
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "{\"imported_by\": ");
+	if (role)
+		escape_json(&s, role);
+	else
+		appendStringInfoString(&s, "null");
+	appendStringInfoString(&s, ", \"imported_at\": ");
+	escape_json(&s, timestamptz_to_str(GetCurrentTimestamp()));
+	appendStringInfo(&s, ", \"rnnlm_version\": \"%s\"}", RNNLM_LIBRARY_VERSION);
+	return s.data;
 }
 
 /*
@@ -342,11 +395,11 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		"trained_tokens = EXCLUDED.trained_tokens, options = EXCLUDED.options, "
 		"created_at = EXCLUDED.created_at, weights = EXCLUDED.weights%s "
 		"WHERE " RNNLM_OWNED_BY_OF("$15", "m");
-	Oid			argtypes[20] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
+	Oid			argtypes[21] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID,
 		INT4OID, INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, JSONBOID, BYTEAOID,
-	OIDOID, JSONBOID, TEXTOID, INT4OID, INT4OID, FLOAT8ARRAYOID};
-	Datum		values[20];
-	char		nulls[21];
+	OIDOID, JSONBOID, TEXTOID, INT4OID, INT4OID, FLOAT8ARRAYOID, JSONBOID};
+	Datum		values[21];
+	char		nulls[22];
 	const rl_config *c = &row->model->cfg;
 	const rl_train_result *r = row->result;
 	bool		v02 = catalog_has_history();
@@ -357,7 +410,7 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	char	   *stmt;
 
 	memset(nulls, ' ', sizeof(nulls));
-	nulls[20] = '\0';
+	nulls[21] = '\0';
 	weights = palloc_extended(VARHDRSZ + row->blob_len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(weights, VARHDRSZ + row->blob_len);
 	memcpy(VARDATA(weights), row->blob, row->blob_len);
@@ -388,14 +441,16 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 		nulls[17] = 'n';
 	values[18] = Int32GetDatum(v03 ? next_version(row->name) : 0);
 	values[19] = surprise_datum(row->surprise, nulls, 19);
+	values[20] = DirectFunctionCall1(jsonb_in, CStringGetDatum(row->provenance ? row->provenance
+															   : import_provenance()));
 
 	if (v02 && row->replace)
 		archive_current(row->name);
 	stmt = psprintf(sql, revision_column(),
-					v03 ? ", history, parent, version, sha256, keep_versions, surprise" :
+					v03 ? ", history, parent, version, sha256, keep_versions, surprise, provenance" :
 					v02 ? ", history, parent, version, sha256, keep_versions" : "",
 					revision_sequence(),
-					v02 ? (v03 ? ", $16, $17, $19, pg_catalog.sha256($14), COALESCE($18, 1), $20"
+					v02 ? (v03 ? ", $16, $17, $19, pg_catalog.sha256($14), COALESCE($18, 1), $20, $21"
 						   : ", $16, $17, 1, pg_catalog.sha256($14), COALESCE($18, 1)") : "",
 					row->replace ? psprintf(update, revision_column(), revision_column(),
 											v02 ? psprintf(", history = EXCLUDED.history, "
@@ -404,16 +459,23 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 														   "sha256 = EXCLUDED.sha256, "
 														   "keep_versions = COALESCE($18, m.keep_versions)%s",
 														   v03 ? "$19" : "m.version OPERATOR(pg_catalog.+) 1",
-														   v03 ? ", surprise = EXCLUDED.surprise" : "")
+														   v03 ? ", surprise = EXCLUDED.surprise, "
+														   "provenance = EXCLUDED.provenance" : "")
 											: "") : "NOTHING",
 					revision_column());
-	ret = rnnlm_spi_write(stmt, v03 ? 20 : v02 ? 18 : 15, argtypes, values, nulls);
+	ret = rnnlm_spi_write(stmt, v03 ? 21 : v02 ? 18 : 15, argtypes, values, nulls);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "rnnlm: could not store the model: %s", SPI_result_code_string(ret));
 	pfree(weights);
 	stored = SPI_processed > 0;
 	if (v02 && stored)
 		prune_versions(row->name);
+	if (v03 && stored)
+	{
+		clean_training_queries(row->name);
+		if (row->query)
+			store_training_query(row->name, DatumGetInt32(values[18]), row->query);
+	}
 	return stored;
 }
 
@@ -421,10 +483,15 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 bool
 rnnlm_catalog_delete(const char *name)
 {
+	bool		deleted;
+
 	write_with_name("DELETE FROM rnnlm.model WHERE name OPERATOR(pg_catalog.=) $1 "
 					"  AND " RNNLM_OWNED_BY("$2"),
 					name);
-	return SPI_processed > 0;
+	deleted = SPI_processed > 0;
+	if (deleted)
+		clean_training_queries(name);
+	return deleted;
 }
 
 PG_FUNCTION_INFO_V1(rnnlm_drop);
@@ -692,6 +759,8 @@ rnnlm_drop_version(PG_FUNCTION_ARGS)
 						"WHERE v.name OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2 "
 						"  AND m.name OPERATOR(pg_catalog.=) $1 AND " RNNLM_OWNED_BY_OF("$3", "m"),
 						3, name, PG_GETARG_INT32(1), false);
+	if (n > 0)
+		clean_training_queries(name);
 	SPI_finish();
 	PG_RETURN_BOOL(n > 0);
 }

@@ -10,9 +10,13 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 #include "rnnlm_core.h"
+
+/* The version of this library, recorded in each model it trains. */
+#define RNNLM_LIBRARY_VERSION "0.3"
 
 /* Longest model name accepted, in bytes. */
 #define RNNLM_MAX_NAME 63
@@ -148,6 +152,8 @@ typedef struct RnnlmModelRow
 	const char *history;		/* JSON array of epochs, or NULL */
 	const char *parent;			/* init_from, or NULL */
 	const double *surprise;		/* RNNLM_SURPRISE_POINTS quantiles, or NULL */
+	const char *provenance;		/* JSON object: how the version was made (see train.c) */
+	const char *query;			/* its training query, or NULL */
 } RnnlmModelRow;
 
 /* How many quantiles of the validation rows' surprise a model keeps (surprise.c). */
@@ -208,6 +214,9 @@ typedef struct RnnlmTraining
 	size_t		blob_len;
 	char	   *summary_extra;	/* more "key": value pairs for the summary, or NULL */
 	double	   *surprise;		/* the validation rows' surprise quantiles, or NULL */
+	char	   *query;			/* the training query, once read (in cxt) */
+	uint64		rows;			/* the rows it returned */
+	TimestampTz started_at;
 } RnnlmTraining;
 
 extern void rnnlm_training_init(RnnlmTraining *t, const char *name,

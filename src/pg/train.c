@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(rnnlm_train);
 
@@ -41,6 +42,7 @@ rnnlm_training_init(RnnlmTraining *t, const char *name, const RnnlmOptions *opts
 	t->opts.precision = rnnlm_resolve_precision(opts->precision, "training");
 	t->cxt = AllocSetContextCreate(parent, "rnnlm training", ALLOCSET_DEFAULT_SIZES);
 	rnnlm_env_init(&t->env, t->cxt, notices);
+	t->started_at = GetCurrentTimestamp();
 }
 
 /* Frees everything the training holds. */
@@ -222,6 +224,8 @@ rnnlm_training_read_rows(RnnlmTraining *t, const char *query)
 	if (rl_builder_create(&t->env, &cfg, &t->builder) != RL_OK)
 		rnnlm_raise(&t->env, "starting training");
 	rows = rnnlm_read_text_rows(query, "training query", add_document, t, &nonnull);
+	t->query = MemoryContextStrdup(t->cxt, query);
+	t->rows = rows;
 	if (rows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -439,6 +443,49 @@ rnnlm_training_history_json(RnnlmTraining *t)
 	return rnnlm_history_json(h, n);
 }
 
+/* Appends , "key": "value" (JSON-escaped; null for NULL). */
+static void
+append_text(StringInfo s, const char *key, const char *value)
+{
+	appendStringInfo(s, ", \"%s\": ", key);
+	if (value)
+		escape_json(s, value);
+	else
+		appendStringInfoString(s, "null");
+}
+
+/*
+ * How the version was made, as a JSON object: who trained it and when, from
+ * how much data, with which rnnlm, backend and precision.  The options are
+ * the model row's own column; the training query is kept apart (catalog.c).
+ */
+static char *
+training_provenance(const RnnlmTraining *t)
+{
+	StringInfoData s;
+	char	   *role = GetUserNameFromId(GetUserId(), true);
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "{\"trained_by\": ");
+	if (role)
+		escape_json(&s, role);
+	else
+		appendStringInfoString(&s, "null");
+	append_text(&s, "started_at", timestamptz_to_str(t->started_at));
+	append_text(&s, "finished_at", timestamptz_to_str(GetCurrentTimestamp()));
+	if (t->query)				/* read here, not on the shards of a federated training */
+		appendStringInfo(&s, ", \"rows\": " UINT64_FORMAT ", \"documents\": %zu, "
+						 "\"validation_documents\": %zu, \"train_tokens\": %zu, \"val_tokens\": %zu",
+						 t->rows, t->ndocs - t->nval_docs, t->nval_docs,
+						 (size_t) t->res.train_tokens, (size_t) t->res.val_tokens);
+	append_text(&s, "rnnlm_version", RNNLM_LIBRARY_VERSION);
+	append_text(&s, "backend", rnnlm_backend_setting());
+	append_text(&s, "precision", rl_precision_name(t->opts.precision));
+	append_text(&s, "parent", t->opts.init_from);
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
 /* Stores the finished model under its name (callers are SPI-connected). */
 void
 rnnlm_training_store(RnnlmTraining *t)
@@ -456,6 +503,8 @@ rnnlm_training_store(RnnlmTraining *t)
 	row.history = rnnlm_training_history_json(t);
 	row.parent = t->opts.init_from;
 	row.surprise = t->surprise;
+	row.provenance = training_provenance(t);
+	row.query = t->query;
 	if (!rnnlm_catalog_store(&row))
 		raise_exists(t->name,
 					 "Another session stored it while this one was training, or it belongs to a role whose models you cannot see.",

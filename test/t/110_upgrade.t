@@ -302,7 +302,7 @@ sql('old', 'super', 'ALTER EXTENSION rnnlm UPDATE');
 is(sql('old', 'super', q{SELECT extversion FROM pg_extension WHERE extname = 'rnnlm'}),
 	'0.3', 'old: ALTER EXTENSION rnnlm UPDATE then brings it to 0.3');
 my $new_grants = 'job SELECT; job_id_seq SELECT; model SELECT; model_revision_seq SELECT; '
-  . 'model_version SELECT; version_counter ';
+  . 'model_version SELECT; training_query SELECT; version_counter ';
 is(sql('old', 'super', $public_privs), $new_grants,
 	'old: at 0.3 PUBLIC only reads the tables (and no sequence gives it a value)');
 like(sql_error('old', 'alice', q{UPDATE rnnlm.model SET grantees = '{}' WHERE name = 'c_gru'}),
@@ -331,6 +331,11 @@ SELECT rnnlm_surprise_percentile('c_gru', 'the printer') BETWEEN 0 AND 1,
        (SELECT string_agg(name || ' ' || calibrated, ',' ORDER BY name) FROM rnnlm.models
          WHERE name IN ('c_gru', 'w_rnn'))}),
 	't|c_gru true,w_rnn false', 'old: retrained at 0.3, it has one, and rnnlm.models says which do');
+is(sql('old', 'alice', q{
+SELECT string_agg(version || ' ' || COALESCE(provenance->>'trained_by', '-') || ' ' || (training_query IS NOT NULL), ','
+                  ORDER BY version)
+  FROM rnnlm.model_versions WHERE name = 'c_gru'}),
+	'1 - false,2 alice true', 'old: a version made before 0.3 has no provenance; one made after has it, with its query');
 $job = sql('old', 'alice', qq{
 SELECT rnnlm_train_async('c_async3', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char"}')});
 is(sql('old', 'alice', qq{SELECT rnnlm_wait($job, '120 s')->>'model'}), 'c_async3',
@@ -547,11 +552,12 @@ like($f{columns}, qr/^rnnlm\.model\|revision\|bigint\|t\|/m,
 like($f{columns}, qr/^rnnlm\.model\|version\|integer\|t\|1\|/m,
 	'fresh: and rnnlm.model.version is the number of the version it holds');
 like($f{columns}, qr/^rnnlm\.job\|checkpoint\|bytea\|f\|\|e\|/m, 'fresh: rnnlm.job.checkpoint is STORAGE EXTERNAL');
-is(scalar(() = $f{policies} =~ /^rnnlm\|/mg), 10, 'fresh: ten policies');
+is(scalar(() = $f{policies} =~ /^rnnlm\|/mg), 11, 'fresh: eleven policies');
 is($f{'configuration tables'},
 	"rnnlm.job|\nrnnlm.job_id_seq|\nrnnlm.model|\nrnnlm.model_revision_seq|\nrnnlm.model_version|"
-	  . "\nrnnlm.version_counter|",
-	'fresh: six configuration tables');
+	  . "\nrnnlm.training_query|\nrnnlm.version_counter|",
+	'fresh: seven configuration tables');
+like($f{columns}, qr/^rnnlm\.model\|provenance\|jsonb\|f\|/m, 'fresh: rnnlm.model has provenance');
 like($f{columns}, qr/^rnnlm\.job\|wait_reason\|text\|f\|/m, 'fresh: rnnlm.job has wait_reason');
 like($f{views}, qr/^rnnlm\.jobs\|\{security_barrier=true,security_invoker=true\}\|/m,
 	'fresh: rnnlm.jobs is security_barrier and security_invoker');
