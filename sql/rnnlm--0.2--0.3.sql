@@ -170,3 +170,20 @@ SELECT v.*, (SELECT q.query FROM rnnlm.training_query q
                parameters, pg_catalog.octet_length(weights)::bigint, train_loss, val_loss,
                created_at, provenance
           FROM rnnlm.model_version) v;
+
+-- Retraining as before: a new version on the stored training query of the
+-- current version, with its options changed only by those given; the
+-- query runs as the model's owner, whoever calls.
+CREATE FUNCTION rnnlm_retrain(model_name text, options jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'rnnlm_retrain'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_retrain(text, jsonb) IS
+    'trains a new version of a model on the query and options of its current version (options given override), as its owner';
+
+CREATE FUNCTION rnnlm_retrain_async(model_name text, options jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'rnnlm_retrain_async'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rnnlm_retrain_async(text, jsonb) IS
+    'rnnlm_retrain as a background job of the model''s owner; returns the job id';

@@ -246,6 +246,19 @@ submit_job(const char *name, const char *query, Jsonb *options, const RnnlmOptio
  * rnnlm_train would check before reading any row, records the job, starts
  * its worker and returns the job id.
  */
+/*
+ * Records a training job of model name on query with options, as the
+ * current user, and starts it as slots allow; its id.
+ */
+int64
+rnnlm_submit_training_job(const char *name, const char *query, Jsonb *options)
+{
+	RnnlmOptions opts;
+
+	rnnlm_parse_options(options, &opts);
+	return submit_job(name, query, options, &opts, NULL);
+}
+
 Datum
 rnnlm_train_async(PG_FUNCTION_ARGS)
 {

@@ -236,6 +236,8 @@ extern char *rnnlm_training_history_json(RnnlmTraining *t);
 extern char *rnnlm_history_json(const rl_epoch_stats *h, int32 n);
 extern void rnnlm_training_store(RnnlmTraining *t);
 extern char *rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt);
+extern char *rnnlm_train_model(const char *name, const char *query, Jsonb *options);
+extern int64 rnnlm_submit_training_job(const char *name, const char *query, Jsonb *options);
 extern void rnnlm_training_free(RnnlmTraining *t);
 extern char *rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno);
 extern void rnnlm_pretrained_read(RnnlmTraining *t);

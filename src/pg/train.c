@@ -22,6 +22,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -482,6 +483,7 @@ training_provenance(const RnnlmTraining *t)
 	append_text(&s, "backend", rnnlm_backend_setting());
 	append_text(&s, "precision", rl_precision_name(t->opts.precision));
 	append_text(&s, "parent", t->opts.init_from);
+	append_text(&s, "search_path", GetConfigOption("search_path", false, false));
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }
@@ -568,19 +570,19 @@ rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno)
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
-/* rnnlm_train(model_name, training_query, options): trains and stores a model. */
-Datum
-rnnlm_train(PG_FUNCTION_ARGS)
+/*
+ * Trains and stores model name on the rows of query with options, within
+ * the caller's statement; the summary as JSON text in the caller's context.
+ */
+char *
+rnnlm_train_model(const char *name, const char *query, Jsonb *options)
 {
-	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
-	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
 	MemoryContext caller = CurrentMemoryContext;
 	RnnlmOptions opts;
 	RnnlmTraining t;
 	char	   *summary;
 
-	PreventCommandIfReadOnly("rnnlm_train()");
-	rnnlm_parse_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
+	rnnlm_parse_options(options, &opts);
 	rnnlm_prepare_compute();
 
 	SPI_connect();
@@ -595,5 +597,17 @@ rnnlm_train(PG_FUNCTION_ARGS)
 	summary = rnnlm_training_summary(&t, caller);
 	rnnlm_training_free(&t);
 	SPI_finish();
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(summary)));
+	return summary;
+}
+
+/* rnnlm_train(model_name, training_query, options): trains and stores a model. */
+Datum
+rnnlm_train(PG_FUNCTION_ARGS)
+{
+	char	   *name = rnnlm_check_new_name(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	char	   *query = rnnlm_training_query_arg(fcinfo, 1);
+
+	PreventCommandIfReadOnly("rnnlm_train()");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+		rnnlm_train_model(name, query, PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2)))));
 }

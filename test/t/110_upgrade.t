@@ -336,6 +336,10 @@ SELECT string_agg(version || ' ' || COALESCE(provenance->>'trained_by', '-') || 
                   ORDER BY version)
   FROM rnnlm.model_versions WHERE name = 'c_gru'}),
 	'1 - false,2 alice true', 'old: a version made before 0.3 has no provenance; one made after has it, with its query');
+like(sql_error('old', 'alice', q{SELECT rnnlm_retrain('w_rnn')}), qr/rnnlm model "w_rnn" has no training query to retrain on/,
+	'old: a model trained before 0.3 cannot be retrained as before (55000)');
+is(sql('old', 'alice', q{SELECT rnnlm_retrain('c_gru')->>'model';
+SELECT version FROM rnnlm.models WHERE name = 'c_gru'}), "c_gru\n3", 'old: its version made at 0.3 can (version 3)');
 $job = sql('old', 'alice', qq{
 SELECT rnnlm_train_async('c_async3', 'SELECT body FROM corpus', '{$tiny, "tokenizer": "char"}')});
 is(sql('old', 'alice', qq{SELECT rnnlm_wait($job, '120 s')->>'model'}), 'c_async3',
