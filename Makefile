@@ -24,7 +24,7 @@ CORE_SRCS = $(sort $(wildcard src/core/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
-REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly rnnlm_training rnnlm_planner rnnlm_precision rnnlm_uses rnnlm_pretrained rnnlm_versions rnnlm_privileges rnnlm_federated rnnlm_surprise rnnlm_provenance rnnlm_retrain
+REGRESS = rnnlm_basic rnnlm_options rnnlm_errors rnnlm_tokenizers rnnlm_cells rnnlm_storage rnnlm_security rnnlm_readonly rnnlm_training rnnlm_planner rnnlm_precision rnnlm_uses rnnlm_pretrained rnnlm_versions rnnlm_privileges rnnlm_federated rnnlm_surprise rnnlm_provenance rnnlm_retrain rnnlm_describe
 REGRESS_OPTS = --inputdir=. --load-extension=rnnlm
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg -I$(shell $(PG_CONFIG) --includedir)

@@ -891,3 +891,118 @@ AS 'MODULE_PATHNAME', 'rnnlm_retrain_async'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION rnnlm_retrain_async(text, jsonb) IS
     'rnnlm_retrain as a background job of the model''s owner; returns the job id';
+
+-- A model card: what a model is, how it was made and how it scores, as
+-- jsonb and as a readable report.  Plain SQL under the caller's rights: it
+-- reads what the caller may read (a grantee gets no training query).
+CREATE FUNCTION rnnlm.sparkline(v double precision[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT pg_catalog.string_agg(
+             CASE WHEN x IS NULL THEN ' '
+                  WHEN hi OPERATOR(pg_catalog.=) lo THEN '▄'
+                  ELSE pg_catalog.substr('▁▂▃▄▅▆▇█',
+                         1 OPERATOR(pg_catalog.+) pg_catalog.floor((x OPERATOR(pg_catalog.-) lo)
+                           OPERATOR(pg_catalog./) (hi OPERATOR(pg_catalog.-) lo)
+                           OPERATOR(pg_catalog.*) 7.999)::integer, 1) END,
+             '' ORDER BY i)
+      FROM pg_catalog.unnest(v) WITH ORDINALITY AS u(x, i),
+           (SELECT pg_catalog.min(y) AS lo, pg_catalog.max(y) AS hi FROM pg_catalog.unnest(v) AS y) AS r
+$$;
+
+CREATE FUNCTION rnnlm_describe_jsonb(model_name text) RETURNS jsonb
+LANGUAGE plpgsql STRICT STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m       record;
+    v       record;
+    q       double precision[];
+    hist    jsonb;
+    vers    jsonb;
+BEGIN
+    SELECT * INTO m FROM rnnlm.models WHERE name OPERATOR(pg_catalog.=) model_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'rnnlm model "%" does not exist', model_name
+            USING ERRCODE = '42704', HINT = 'SELECT name FROM rnnlm.models lists the models you can use.';
+    END IF;
+    SELECT * INTO v FROM rnnlm.model_versions WHERE name OPERATOR(pg_catalog.=) model_name AND current;
+    SELECT mm.surprise, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(h) ORDER BY h.epoch), '[]')
+                           FROM rnnlm.history_rows(mm.history) h)
+      INTO q, hist
+      FROM rnnlm.model mm WHERE mm.name OPERATOR(pg_catalog.=) model_name;
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('version', x.version, 'current', x.current,
+               'pinned', x.pinned, 'created_at', x.created_at, 'val_loss', x.val_loss) ORDER BY x.version)
+      INTO vers FROM rnnlm.model_versions x WHERE x.name OPERATOR(pg_catalog.=) model_name;
+    RETURN pg_catalog.jsonb_build_object(
+        'name', m.name, 'owner', m.owner::text, 'version', m.version, 'sha256', m.sha256,
+        'cell', m.cell, 'tokenizer', m.tokenizer, 'vocab_size', m.vocab_size,
+        'embedding_dim', m.embedding_dim, 'hidden_size', m.hidden_size, 'num_layers', m.num_layers,
+        'parameters', m.parameters, 'size_bytes', m.size_bytes,
+        'train_loss', m.train_loss, 'val_loss', m.val_loss, 'val_perplexity', m.val_perplexity,
+        'created_at', m.created_at, 'options', m.options, 'parent', m.parent,
+        'granted_to', pg_catalog.to_jsonb(m.granted_to), 'keep_versions', m.keep_versions,
+        'provenance', v.provenance, 'training_query', v.training_query,
+        'surprise_perplexity', CASE WHEN q IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object(
+            'median', pg_catalog.exp(q[51]), 'p90', pg_catalog.exp(q[91]),
+            'p99', pg_catalog.exp(q[100]), 'max', pg_catalog.exp(q[101])) END,
+        'history', hist, 'versions', vers);
+END
+$$;
+COMMENT ON FUNCTION rnnlm_describe_jsonb(text) IS
+    'a model card of an rnnlm model, as jsonb: what it is, how it was made and how it scores';
+
+CREATE FUNCTION rnnlm_describe(model_name text) RETURNS text
+LANGUAGE plpgsql STRICT STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c   jsonb := @extschema@.rnnlm_describe_jsonb(model_name);
+    p   jsonb := c OPERATOR(pg_catalog.->) 'provenance';
+    s   jsonb := c OPERATOR(pg_catalog.->) 'surprise_perplexity';
+    out text;
+BEGIN
+    out := pg_catalog.format(E'rnnlm model %s, version %s, owned by %s\n', c->>'name', c->>'version', c->>'owner')
+        OPERATOR(pg_catalog.||) pg_catalog.format(E'  %s, %s layer%s of %s, embedding %s; %s tokenizer, %s tokens; %s parameters (%s)\n',
+            c->>'cell', c->>'num_layers', CASE WHEN (c->>'num_layers') OPERATOR(pg_catalog.=) '1' THEN '' ELSE 's' END,
+            c->>'hidden_size', c->>'embedding_dim', c->>'tokenizer', c->>'vocab_size',
+            pg_catalog.to_char((c->>'parameters')::bigint, 'FM999,999,999,999'),
+            pg_catalog.pg_size_pretty((c->>'size_bytes')::bigint));
+    IF p ? 'trained_by' THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  trained by %s on %s with rnnlm %s (%s, %s)%s\n',
+            p->>'trained_by', pg_catalog.left(p->>'finished_at', 16), p->>'rnnlm_version', p->>'backend', p->>'precision',
+            CASE WHEN p ? 'rows' THEN pg_catalog.format(', from %s rows: %s documents, %s held out',
+                                                          p->>'rows', p->>'documents', p->>'validation_documents')
+                 ELSE '' END);
+    ELSIF p ? 'imported_by' THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  imported by %s on %s\n', p->>'imported_by',
+                                                             pg_catalog.left(p->>'imported_at', 16));
+    END IF;
+    IF c->>'parent' IS NOT NULL THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  fine-tuned from %s\n', c->>'parent');
+    END IF;
+    IF c->>'training_query' IS NOT NULL THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  training query: %s\n', c->>'training_query');
+    END IF;
+    IF c->>'train_loss' IS NOT NULL THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  loss (nats per token): train %s, validation %s (perplexity %s)\n',
+            pg_catalog.round((c->>'train_loss')::numeric, 3), COALESCE(pg_catalog.round((c->>'val_loss')::numeric, 3)::text, '-'),
+            COALESCE(pg_catalog.round((c->>'val_perplexity')::numeric, 2)::text, '-'));
+    END IF;
+    IF pg_catalog.jsonb_array_length(c->'history') OPERATOR(pg_catalog.>) 0 THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  per epoch (%s): train %s  validation %s\n',
+            pg_catalog.jsonb_array_length(c->'history'),
+            rnnlm.sparkline(ARRAY(SELECT (e->>'train_loss')::float8 FROM pg_catalog.jsonb_array_elements(c->'history') e)),
+            rnnlm.sparkline(ARRAY(SELECT (e->>'val_loss')::float8 FROM pg_catalog.jsonb_array_elements(c->'history') e)));
+    END IF;
+    IF pg_catalog.jsonb_typeof(s) OPERATOR(pg_catalog.=) 'object' THEN
+        out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  validation rows'' perplexity: median %s, 90%% %s, 99%% %s, max %s\n',
+            pg_catalog.round((s->>'median')::numeric, 2), pg_catalog.round((s->>'p90')::numeric, 2),
+            pg_catalog.round((s->>'p99')::numeric, 2), pg_catalog.round((s->>'max')::numeric, 2));
+    ELSE
+        out := out OPERATOR(pg_catalog.||) E'  no calibration of surprise (rnnlm_surprise_percentile needs one)\n';
+    END IF;
+    out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'  versions: %s; granted to: %s',
+        (SELECT pg_catalog.string_agg((e->>'version') OPERATOR(pg_catalog.||) CASE WHEN (e->>'pinned')::boolean THEN ' (pinned)' ELSE '' END, ', ')
+           FROM pg_catalog.jsonb_array_elements(c->'versions') e),
+        COALESCE(NULLIF((SELECT pg_catalog.string_agg(g, ', ') FROM pg_catalog.jsonb_array_elements_text(c->'granted_to') g), ''), 'nobody'));
+    RETURN out;
+END
+$$;
+COMMENT ON FUNCTION rnnlm_describe(text) IS
+    'a model card of an rnnlm model, as readable text (rnnlm_describe_jsonb has the same facts)';
