@@ -53,8 +53,25 @@ SELECT rnnlm_wait(:job)->>'model' AS model;
 SELECT owner, state FROM rnnlm.jobs WHERE id = :job;
 SELECT version, options->>'seed' AS seed FROM rnnlm.models WHERE name = 'rt_m';
 
--- what cannot be retrained
+-- a replacement by rnnlm_train keeps the options left out too (not the
+-- query, nor init_from or embeddings_query, which are the caller's to give)
 SET ROLE regress_rnnrt_alice;
+SELECT rnnlm_train('rt_r', 'SELECT body FROM regress_rnnrt.docs',
+                   '{"tokenizer": "char", "cell": "gru", "hidden_size": 8, "embedding_dim": 4,
+                     "num_layers": 1, "epochs": 1, "dropout": 0.1}')->>'cell' AS cell;
+SELECT s->>'cell' AS cell, s->>'tokenizer' AS tokenizer, (s->'parameters')::int = p.parameters AS same_size
+  FROM rnnlm_train('rt_r', 'SELECT body FROM regress_rnnrt.docs WHERE i > 10', '{"replace": true}') AS s,
+       (SELECT parameters FROM rnnlm.model_versions WHERE name = 'rt_r' AND version = 1) AS p;
+SELECT options->>'dropout' AS dropout, options->>'hidden_size' AS hidden FROM rnnlm.models WHERE name = 'rt_r';
+-- and a fine-tune from another model takes that model's architecture instead
+SELECT rnnlm_train('rt_r', 'SELECT body FROM regress_rnnrt.docs',
+                   '{"replace": true, "init_from": "rt_m"}')->>'cell' AS cell;
+-- a job likewise
+SELECT rnnlm_train_async('rt_r', 'SELECT body FROM regress_rnnrt.docs', '{"replace": true, "epochs": 2}') AS rjob \gset
+SELECT s->>'cell' AS cell, s->>'epochs' AS epochs FROM rnnlm_wait(:rjob) AS s;
+SELECT rnnlm_forget(:rjob);
+
+-- what cannot be retrained
 SELECT rnnlm_import('rt_imp', rnnlm_export('rt_m'))->>'cell' AS cell;
 SELECT rnnlm_retrain('rt_imp');
 SELECT rnnlm_retrain('rt_none');

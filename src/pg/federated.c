@@ -677,7 +677,7 @@ rnnlm_train_federated(PG_FUNCTION_ARGS)
 
 	PreventCommandIfReadOnly("rnnlm_train_federated()");
 	servers = rnnlm_federated_servers(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1), &nservers);
-	rnnlm_parse_federated_options(jopts, &opts);
+	jopts = rnnlm_replacement_options(name, jopts, &opts, true);
 	rnnlm_prepare_compute();
 
 	SPI_connect();

@@ -255,7 +255,7 @@ rnnlm_submit_training_job(const char *name, const char *query, Jsonb *options)
 {
 	RnnlmOptions opts;
 
-	rnnlm_parse_options(options, &opts);
+	options = rnnlm_replacement_options(name, options, &opts, false);
 	return submit_job(name, query, options, &opts, NULL);
 }
 
@@ -268,7 +268,7 @@ rnnlm_train_async(PG_FUNCTION_ARGS)
 	RnnlmOptions opts;
 
 	PreventCommandIfReadOnly("rnnlm_train_async()");
-	rnnlm_parse_options(options, &opts);
+	options = rnnlm_replacement_options(name, options, &opts, false);
 	PG_RETURN_INT64(submit_job(name, query, options, &opts, NULL));
 }
 
@@ -293,7 +293,7 @@ rnnlm_train_federated_async(PG_FUNCTION_ARGS)
 	names = rnnlm_federated_servers(servers, &n);
 	for (i = 0; i < n; i++)
 		rnnlm_remote_check_usage(names[i]);
-	rnnlm_parse_federated_options(options, &opts);
+	options = rnnlm_replacement_options(name, options, &opts, true);
 	PG_RETURN_INT64(submit_job(name, query, options, &opts, servers));
 }
 

@@ -44,6 +44,105 @@ recipe_text(int col, MemoryContext cxt)
 	return isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
 }
 
+/* The options given, with "replace": true. */
+static Jsonb *
+jsonb_with_replace(Jsonb *given)
+{
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(given),
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"replace\": true}"))));
+}
+
+/*
+ * The options of a replacement of model name: those of its current version,
+ * as resolved (rnnlm.models.options), then those given over them; given
+ * alone when the caller sees no such model.  Options that fit only the word
+ * tokenizer go when another one is used, those whose defaults come from
+ * the tokenizer go when the tokenizer changes, and with init_from the
+ * vocabulary and architecture go, being the parent's.  as_before keeps the
+ * sources of the training (init_from, embeddings_query), as a retraining
+ * does; a replacement by a new training takes only the settings.  The
+ * caller is SPI-connected or not; the result is in the caller's context.
+ */
+Jsonb *
+rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[3] = {TEXTOID, JSONBOID, BOOLOID};
+	Datum		values[3] = {CStringGetTextDatum(name), JsonbPGetDatum(given), BoolGetDatum(as_before)};
+	Jsonb	   *result = given;
+	bool		isnull;
+	Datum		d;
+	int			ret;
+
+	if (!rnnlm_schema_is_v03())
+		return given;
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT ((((m.options "
+								"  OPERATOR(pg_catalog.-) CASE WHEN t.tok OPERATOR(pg_catalog.<>) "
+								"                               (m.options OPERATOR(pg_catalog.->>) 'tokenizer') "
+								"    THEN '{max_vocab,lowercase,filters,split_on_punctuation}'::pg_catalog.text[] "
+								"    WHEN t.tok OPERATOR(pg_catalog.<>) 'word' "
+								"    THEN '{filters,split_on_punctuation}'::pg_catalog.text[] "
+								"    ELSE '{}'::pg_catalog.text[] END) "
+								"  OPERATOR(pg_catalog.-) CASE WHEN $3 THEN '{round_steps}'::pg_catalog.text[] "
+								"    ELSE '{round_steps,init_from,embeddings_query,freeze_embeddings}'::pg_catalog.text[] END) "
+								"  OPERATOR(pg_catalog.-) CASE WHEN pg_catalog.jsonb_typeof(t.parent) OPERATOR(pg_catalog.=) 'string' "
+								"    THEN '{max_vocab,cell,tokenizer,lowercase,normalize,split_on_punctuation,"
+								"           filters,embedding_dim,hidden_size,num_layers}'::pg_catalog.text[] "
+								"    ELSE '{}'::pg_catalog.text[] END) "
+								"  OPERATOR(pg_catalog.||) $2) "
+								"  FROM rnnlm.model m "
+								"  CROSS JOIN LATERAL (SELECT COALESCE($2 OPERATOR(pg_catalog.->>) 'tokenizer', "
+								"                                     m.options OPERATOR(pg_catalog.->>) 'tokenizer') AS tok, "
+								"                            CASE WHEN $3 THEN COALESCE($2 OPERATOR(pg_catalog.->) 'init_from', "
+								"                                                       m.options OPERATOR(pg_catalog.->) 'init_from') "
+								"                                 ELSE $2 OPERATOR(pg_catalog.->) 'init_from' END AS parent) t "
+								" WHERE m.name OPERATOR(pg_catalog.=) $1 "
+								"   AND NOT (m.options OPERATOR(pg_catalog.?) 'imported')",
+								3, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "rnnlm: could not read the options of model \"%s\": %s", name, SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);	/* SPI_finish frees SPI's */
+
+			result = DatumGetJsonbPCopy(d);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * Parses options into opts, and returns them; when they ask for replace,
+ * those of the current version under them (rnnlm_inherit_options), parsed
+ * again.  federated: for rnnlm_train_federated, which takes a few more.
+ */
+Jsonb *
+rnnlm_replacement_options(const char *name, Jsonb *options, RnnlmOptions *opts, bool federated)
+{
+	Jsonb	   *merged;
+
+	if (federated)
+		rnnlm_parse_federated_options(options, opts);
+	else
+		rnnlm_parse_options(options, opts);
+	if (!opts->replace)
+		return options;
+	merged = rnnlm_inherit_options(name, options, false);
+	if (merged == options)
+		return options;
+	if (federated)
+		rnnlm_parse_federated_options(merged, opts);
+	else
+		rnnlm_parse_options(merged, opts);
+	return merged;
+}
+
 /*
  * Reads the recipe of the model's current version, for a caller who must
  * be its owner (or a member of the owning role, or a superuser).
@@ -52,10 +151,9 @@ static void
 read_recipe(const char *name, Jsonb *given, Recipe *r)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid			types[2] = {TEXTOID, JSONBOID};
-	Datum		values[2] = {CStringGetTextDatum(name), JsonbPGetDatum(given)};
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
-	Datum		d;
 	int			ret;
 
 	if (!rnnlm_schema_is_v03())
@@ -64,38 +162,13 @@ read_recipe(const char *name, Jsonb *given, Recipe *r)
 				 errmsg("rnnlm_retrain needs the rnnlm 0.3 schema"),
 				 errhint("ALTER EXTENSION rnnlm UPDATE")));
 	SPI_connect();
-	/*
-	 * The stored options are every option as resolved: those that only fit
-	 * the word tokenizer go when another one is used, those whose defaults
-	 * come from the tokenizer go when the tokenizer changes, and with
-	 * init_from the vocabulary and architecture go, being the parent's.
-	 */
 	ret = SPI_execute_with_args("SELECT m.owner::pg_catalog.oid, rnnlm.is_owner(m.owner), q.query, "
-								"       m.provenance OPERATOR(pg_catalog.->>) 'search_path', "
-								"       ((m.options OPERATOR(pg_catalog.-) "
-								"          CASE WHEN t.tok OPERATOR(pg_catalog.<>) "
-								"                    (m.options OPERATOR(pg_catalog.->>) 'tokenizer') "
-								"               THEN '{max_vocab,lowercase,filters,split_on_punctuation}'::pg_catalog.text[] "
-								"               WHEN t.tok OPERATOR(pg_catalog.<>) 'word' "
-								"               THEN '{filters,split_on_punctuation}'::pg_catalog.text[] "
-								"               ELSE '{}'::pg_catalog.text[] END) "
-								"         OPERATOR(pg_catalog.-) "
-								"          CASE WHEN pg_catalog.jsonb_typeof(t.parent) OPERATOR(pg_catalog.=) 'string' "
-								"               THEN '{max_vocab,cell,tokenizer,lowercase,normalize,split_on_punctuation,"
-								"                      filters,embedding_dim,hidden_size,num_layers}'::pg_catalog.text[] "
-								"               ELSE '{}'::pg_catalog.text[] END) "
-								"         OPERATOR(pg_catalog.||) $2 "
-								"         OPERATOR(pg_catalog.||) '{\"replace\": true}'::pg_catalog.jsonb "
-								"  FROM rnnlm.model m "
-								"  CROSS JOIN LATERAL (SELECT COALESCE($2 OPERATOR(pg_catalog.->>) 'tokenizer', "
-								"                                     m.options OPERATOR(pg_catalog.->>) 'tokenizer') AS tok, "
-								"                            COALESCE($2 OPERATOR(pg_catalog.->) 'init_from', "
-								"                                     m.options OPERATOR(pg_catalog.->) 'init_from') AS parent) t "
-								"  LEFT JOIN rnnlm.training_query q "
+								"       m.provenance OPERATOR(pg_catalog.->>) 'search_path' "
+								"  FROM rnnlm.model m LEFT JOIN rnnlm.training_query q "
 								"    ON q.name OPERATOR(pg_catalog.=) m.name "
 								"   AND q.version OPERATOR(pg_catalog.=) m.version "
 								" WHERE m.name OPERATOR(pg_catalog.=) $1",
-								2, types, values, NULL, true, 1);
+								1, types, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "rnnlm: could not read model \"%s\": %s", name, SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -109,16 +182,6 @@ read_recipe(const char *name, Jsonb *given, Recipe *r)
 	r->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	r->query = recipe_text(3, cxt);
 	r->search_path = recipe_text(4, cxt);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
-	if (!isnull)
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);	/* SPI_finish frees SPI's */
-
-		r->options = DatumGetJsonbPCopy(d);
-		MemoryContextSwitchTo(old);
-	}
-	else
-		r->options = NULL;
 	SPI_finish();
 	if (r->query == NULL)
 		ereport(ERROR,
@@ -126,6 +189,7 @@ read_recipe(const char *name, Jsonb *given, Recipe *r)
 				 errmsg("rnnlm model \"%s\" has no training query to retrain on", name),
 				 errdetail("Versions trained before 0.3, imported models and federated models keep none."),
 				 errhint("Train it with rnnlm_train() and {\"replace\": true}; later versions can then be retrained.")));
+	r->options = rnnlm_inherit_options(name, jsonb_with_replace(given), true);
 }
 
 /* The options argument: {} for NULL. */

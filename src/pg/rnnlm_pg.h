@@ -238,6 +238,11 @@ extern void rnnlm_training_store(RnnlmTraining *t);
 extern char *rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt);
 extern char *rnnlm_train_model(const char *name, const char *query, Jsonb *options);
 extern int64 rnnlm_submit_training_job(const char *name, const char *query, Jsonb *options);
+
+/* retrain.c */
+extern Jsonb *rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before);
+extern Jsonb *rnnlm_replacement_options(const char *name, Jsonb *options, RnnlmOptions *opts,
+										bool federated);
 extern void rnnlm_training_free(RnnlmTraining *t);
 extern char *rnnlm_training_query_arg(FunctionCallInfo fcinfo, int argno);
 extern void rnnlm_pretrained_read(RnnlmTraining *t);

@@ -582,7 +582,7 @@ rnnlm_train_model(const char *name, const char *query, Jsonb *options)
 	RnnlmTraining t;
 	char	   *summary;
 
-	rnnlm_parse_options(options, &opts);
+	(void) rnnlm_replacement_options(name, options, &opts, false);
 	rnnlm_prepare_compute();
 
 	SPI_connect();

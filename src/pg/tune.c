@@ -230,6 +230,8 @@ rnnlm_tune(PG_FUNCTION_ARGS)
 	if (!JB_ROOT_IS_OBJECT(options))
 		rnnlm_parse_options(options, palloc(sizeof(RnnlmOptions)));	/* its error */
 	max_trials = take_max_trials(&options);
+	/* a replacement starts from the current version's options, as rnnlm_train's */
+	options = rnnlm_replacement_options(name, options, palloc(sizeof(RnnlmOptions)), false);
 	naxes = read_grid(PG_GETARG_JSONB_P(2), &axes, &ntrials);
 	if (ntrials > max_trials)
 		ereport(ERROR,
