@@ -849,22 +849,33 @@ CREATE TABLE rnnlm.training_query (
     name            text NOT NULL,
     version         integer NOT NULL,
     query           text NOT NULL,
+    embeddings_query text,          -- the option of that name, if given
+    search_path     text,           -- when it was trained
     PRIMARY KEY (name, version)
 );
 ALTER TABLE rnnlm.training_query ENABLE ROW LEVEL SECURITY;
 CREATE POLICY training_query_owner ON rnnlm.training_query FOR SELECT
     USING (EXISTS (SELECT 1 FROM rnnlm.model m
                     WHERE m.name OPERATOR(pg_catalog.=) training_query.name
-                      AND rnnlm.is_owner(m.owner)));
+                      AND rnnlm.is_owner(m.owner)
+                      AND (m.version OPERATOR(pg_catalog.=) training_query.version
+                           OR EXISTS (SELECT 1 FROM rnnlm.model_version v
+                                       WHERE v.name OPERATOR(pg_catalog.=) m.name
+                                         AND v.version OPERATOR(pg_catalog.=) training_query.version))));
+-- The embeddings_query option is SQL too: from 0.3 it is kept with the
+-- training query, and the options that every grantee reads say only that
+-- there was one; so for the models stored before.
+UPDATE rnnlm.model
+   SET options = options OPERATOR(pg_catalog.||) '{"embeddings_query": true}'::jsonb
+ WHERE options OPERATOR(pg_catalog.?) 'embeddings_query'
+   AND pg_catalog.jsonb_typeof(options OPERATOR(pg_catalog.->) 'embeddings_query') OPERATOR(pg_catalog.=) 'string';
 GRANT SELECT ON rnnlm.training_query TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('rnnlm.training_query', '');
 COMMENT ON TABLE rnnlm.training_query IS
     'the training query of each rnnlm model version, readable by the model''s owner only';
 
 CREATE OR REPLACE VIEW rnnlm.model_versions WITH (security_barrier, security_invoker = true) AS
-SELECT v.*, (SELECT q.query FROM rnnlm.training_query q
-              WHERE q.name OPERATOR(pg_catalog.=) v.name
-                AND q.version OPERATOR(pg_catalog.=) v.version) AS training_query
+SELECT v.*, q.query AS training_query, q.embeddings_query
   FROM (SELECT name, version, pg_catalog.encode(sha256, 'hex') AS sha256, true AS current, false AS pinned,
                parameters, pg_catalog.octet_length(weights)::bigint AS size_bytes, train_loss, val_loss,
                created_at, provenance
@@ -873,7 +884,9 @@ SELECT v.*, (SELECT q.query FROM rnnlm.training_query q
         SELECT name, version, pg_catalog.encode(sha256, 'hex'), false, pinned,
                parameters, pg_catalog.octet_length(weights)::bigint, train_loss, val_loss,
                created_at, provenance
-          FROM rnnlm.model_version) v;
+          FROM rnnlm.model_version) v
+  LEFT JOIN rnnlm.training_query q
+    ON q.name OPERATOR(pg_catalog.=) v.name AND q.version OPERATOR(pg_catalog.=) v.version;
 
 -- Retraining as before: a new version on the stored training query of the
 -- current version, with its options changed only by those given; the

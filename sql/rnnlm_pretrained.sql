@@ -85,8 +85,11 @@ SELECT rnnlm_train('pre_r1', 'SELECT body FROM pre_docs',
 SELECT rnnlm_train('pre_r3', 'SELECT body FROM pre_docs',
                    pre_opts('{"epochs": 3, "embedding_dim": 4, "freeze_embeddings": true}'))->>'model' AS model;
 SELECT pre_emb('pre_r1') = pre_emb('pre_r3') AS random_start_kept;
-SELECT options->'freeze_embeddings' AS freeze, options->'embeddings_query' AS query
-  FROM rnnlm.models WHERE name = 'pre_f1';
+-- the options say that there was an embeddings_query; the query itself is
+-- kept with the training query, for the owner
+SELECT m.options->'freeze_embeddings' AS freeze, m.options->'embeddings_query' AS query,
+       v.embeddings_query AS kept
+  FROM rnnlm.models m JOIN rnnlm.model_versions v USING (name) WHERE name = 'pre_f1';
 -- double precision[] vectors, and embedding_dim given equal to them
 SELECT rnnlm_train('pre_d', 'SELECT body FROM pre_docs',
                    pre_opts('{"epochs": 1, "embedding_dim": 4,

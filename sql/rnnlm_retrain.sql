@@ -71,6 +71,33 @@ SELECT rnnlm_train_async('rt_r', 'SELECT body FROM regress_rnnrt.docs', '{"repla
 SELECT s->>'cell' AS cell, s->>'epochs' AS epochs FROM rnnlm_wait(:rjob) AS s;
 SELECT rnnlm_forget(:rjob);
 
+-- an embeddings_query is SQL too: the options every grantee reads say only
+-- that there was one; the owner reads it beside the training query, and a
+-- retraining runs it again
+CREATE TABLE regress_rnnrt.vecs AS
+  SELECT c AS token, ARRAY[0.1, 0.2, 0.3, 0.4]::real[] AS vector FROM unnest(ARRAY['t', 'e', 'p']) c;
+SELECT rnnlm_train('rt_e', 'SELECT body FROM regress_rnnrt.docs',
+                   '{"tokenizer": "char", "hidden_size": 8, "embedding_dim": 4, "num_layers": 1, "epochs": 1,
+                     "embeddings_query": "SELECT token, vector FROM regress_rnnrt.vecs"}')->>'pretrained_tokens' AS pretrained;
+SELECT rnnlm_grant('rt_e', 'regress_rnnrt_bob');
+SELECT m.options->'embeddings_query' AS in_options, v.embeddings_query, v.provenance ? 'search_path' AS path_shown
+  FROM rnnlm.models m JOIN rnnlm.model_versions v USING (name) WHERE name = 'rt_e';
+SET ROLE regress_rnnrt_bob;
+SELECT m.options->'embeddings_query' AS in_options, v.embeddings_query, v.training_query
+  FROM rnnlm.models m JOIN rnnlm.model_versions v USING (name) WHERE name = 'rt_e';
+SET ROLE regress_rnnrt_alice;
+SELECT rnnlm_retrain('rt_e')->>'pretrained_tokens' AS pretrained;
+SELECT rnnlm_train('rt_e', 'SELECT body FROM regress_rnnrt.docs', '{"replace": true}')->>'pretrained_tokens' AS replaced_without;
+-- advisory locks that the owner's query takes do not stay with a
+-- superuser's session that retrains the model
+SELECT rnnlm_train('rt_lock', 'SELECT body FROM regress_rnnrt.docs WHERE pg_advisory_lock(4242) IS NOT NULL',
+                   '{"tokenizer": "char", "hidden_size": 8, "embedding_dim": 4, "num_layers": 1, "epochs": 1}')->>'model' AS model;
+SELECT pg_advisory_unlock_all();
+RESET ROLE;
+SELECT rnnlm_retrain('rt_lock')->>'model' AS model;
+SELECT count(*) AS advisory_locks_left FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+SET ROLE regress_rnnrt_alice;
+
 -- what cannot be retrained
 SELECT rnnlm_import('rt_imp', rnnlm_export('rt_m'))->>'cell' AS cell;
 SELECT rnnlm_retrain('rt_imp');

@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -335,17 +336,42 @@ clean_training_queries(const char *name)
 					name);
 }
 
-/* Records the training query of version version of the model. */
+/*
+ * Records what version version of the model was trained on, readable by
+ * its owner only: the training query, the embeddings_query option (NULL
+ * when none) and the search_path they ran with.
+ */
 static void
-store_training_query(const char *name, int32 version, const char *query)
+store_training_query(const char *name, int32 version, const char *query, const char *embeddings_query)
 {
-	Oid			types[3] = {TEXTOID, INT4OID, TEXTOID};
-	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), CStringGetTextDatum(query)};
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[5] = {CStringGetTextDatum(name), Int32GetDatum(version), CStringGetTextDatum(query),
+		embeddings_query ? CStringGetTextDatum(embeddings_query) : (Datum) 0,
+	CStringGetTextDatum(GetConfigOption("search_path", false, false))};
+	char		nulls[6] = {' ', ' ', ' ', embeddings_query ? ' ' : 'n', ' ', '\0'};
 
-	if (rnnlm_spi_write("INSERT INTO rnnlm.training_query (name, version, query) VALUES ($1, $2, $3) "
-						"ON CONFLICT (name, version) DO UPDATE SET query = EXCLUDED.query",
-						3, types, values, NULL) != SPI_OK_INSERT)
+	if (rnnlm_spi_write("INSERT INTO rnnlm.training_query (name, version, query, embeddings_query, search_path) "
+						"VALUES ($1, $2, $3, $4, $5) "
+						"ON CONFLICT (name, version) DO UPDATE SET query = EXCLUDED.query, "
+						"  embeddings_query = EXCLUDED.embeddings_query, search_path = EXCLUDED.search_path",
+						5, types, values, nulls) != SPI_OK_INSERT)
 		elog(ERROR, "rnnlm: could not record the training query of model \"%s\"", name);
+}
+
+/*
+ * The options as every role that may use the model reads them: an
+ * embeddings_query, being SQL that may name what a grantee cannot read,
+ * shows only as true (it is kept with the training query).
+ */
+static Datum
+shown_options(const RnnlmOptions *opts)
+{
+	Datum		d = JsonbPGetDatum(rnnlm_options_to_jsonb(opts));
+
+	if (opts->embeddings_query == NULL)
+		return d;
+	return DirectFunctionCall2(jsonb_concat, d,
+							   DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"embeddings_query\": true}")));
 }
 
 /* What an imported version's provenance says: who imported it, and when. */
@@ -427,7 +453,7 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	values[9] = float_or_null(r ? r->val_loss : NAN, nulls, 9);
 	values[10] = float_or_null(r ? exp(r->val_loss) : NAN, nulls, 10);
 	values[11] = Int64GetDatum(r ? (int64) r->train_tokens * r->epochs_run : 0);
-	values[12] = row->opts ? JsonbPGetDatum(rnnlm_options_to_jsonb(row->opts))
+	values[12] = row->opts ? shown_options(row->opts)
 		: DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"imported\": true}"));
 	values[13] = PointerGetDatum(weights);
 	values[14] = ObjectIdGetDatum(GetUserId());
@@ -474,7 +500,8 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	{
 		clean_training_queries(row->name);
 		if (row->query)
-			store_training_query(row->name, DatumGetInt32(values[18]), row->query);
+			store_training_query(row->name, DatumGetInt32(values[18]), row->query,
+								 row->opts ? row->opts->embeddings_query : NULL);
 	}
 	return stored;
 }

@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 
 PG_FUNCTION_INFO_V1(rnnlm_retrain);
@@ -31,6 +32,7 @@ typedef struct Recipe
 	Oid			owner;
 	char	   *query;
 	char	   *search_path;	/* or NULL */
+	char	   *embeddings_query;	/* or NULL */
 	Jsonb	   *options;		/* the stored ones, then those given, then replace */
 } Recipe;
 
@@ -42,6 +44,29 @@ recipe_text(int col, MemoryContext cxt)
 	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
 
 	return isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
+}
+
+/* Whether a jsonb object has the key. */
+static bool
+jsonb_has_key(Jsonb *j, const char *key)
+{
+	return DatumGetBool(DirectFunctionCall2(jsonb_exists, JsonbPGetDatum(j), CStringGetTextDatum(key)));
+}
+
+/* j with key set to the string value. */
+static Jsonb *
+jsonb_set_text(Jsonb *j, const char *key, const char *value)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	escape_json(&s, key);
+	appendStringInfoString(&s, ": ");
+	escape_json(&s, value);
+	appendStringInfoChar(&s, '}');
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(j),
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data))));
 }
 
 /* The options given, with "replace": true. */
@@ -84,7 +109,7 @@ rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before)
 								"    WHEN t.tok OPERATOR(pg_catalog.<>) 'word' "
 								"    THEN '{filters,split_on_punctuation}'::pg_catalog.text[] "
 								"    ELSE '{}'::pg_catalog.text[] END) "
-								"  OPERATOR(pg_catalog.-) CASE WHEN $3 THEN '{round_steps}'::pg_catalog.text[] "
+								"  OPERATOR(pg_catalog.-) CASE WHEN $3 THEN '{round_steps,embeddings_query}'::pg_catalog.text[] "
 								"    ELSE '{round_steps,init_from,embeddings_query,freeze_embeddings}'::pg_catalog.text[] END) "
 								"  OPERATOR(pg_catalog.-) CASE WHEN pg_catalog.jsonb_typeof(t.parent) OPERATOR(pg_catalog.=) 'string' "
 								"    THEN '{max_vocab,cell,tokenizer,lowercase,normalize,split_on_punctuation,"
@@ -163,7 +188,7 @@ read_recipe(const char *name, Jsonb *given, Recipe *r)
 				 errhint("ALTER EXTENSION rnnlm UPDATE")));
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT m.owner::pg_catalog.oid, rnnlm.is_owner(m.owner), q.query, "
-								"       m.provenance OPERATOR(pg_catalog.->>) 'search_path' "
+								"       q.search_path, q.embeddings_query "
 								"  FROM rnnlm.model m LEFT JOIN rnnlm.training_query q "
 								"    ON q.name OPERATOR(pg_catalog.=) m.name "
 								"   AND q.version OPERATOR(pg_catalog.=) m.version "
@@ -182,6 +207,7 @@ read_recipe(const char *name, Jsonb *given, Recipe *r)
 	r->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	r->query = recipe_text(3, cxt);
 	r->search_path = recipe_text(4, cxt);
+	r->embeddings_query = recipe_text(5, cxt);
 	SPI_finish();
 	if (r->query == NULL)
 		ereport(ERROR,
@@ -190,6 +216,9 @@ read_recipe(const char *name, Jsonb *given, Recipe *r)
 				 errdetail("Versions trained before 0.3, imported models and federated models keep none."),
 				 errhint("Train it with rnnlm_train() and {\"replace\": true}; later versions can then be retrained.")));
 	r->options = rnnlm_inherit_options(name, jsonb_with_replace(given), true);
+	/* the stored options say only that there was an embeddings_query */
+	if (r->embeddings_query && !jsonb_has_key(given, "embeddings_query"))
+		r->options = jsonb_set_text(r->options, "embeddings_query", r->embeddings_query);
 }
 
 /* The options argument: {} for NULL. */
@@ -229,6 +258,41 @@ leave_owner(int nest, Oid save_user, int save_sec)
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
+/* How many advisory locks this backend holds. */
+static int64
+advisory_locks_held(void)
+{
+	bool		isnull;
+	int64		n;
+
+	SPI_connect();
+	if (SPI_execute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks "
+					"WHERE locktype OPERATOR(pg_catalog.=) 'advisory' "
+					"  AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "rnnlm: could not read this backend's locks");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
+/*
+ * After another role's query ran in this session: session-level advisory
+ * locks it took would stay with the caller's session, so when the caller
+ * held none before, they are released (with a WARNING).
+ */
+static void
+release_owner_locks(const char *name, int64 held_before)
+{
+	if (held_before > 0 || advisory_locks_held() == 0)
+		return;
+	SPI_connect();
+	(void) SPI_execute("SELECT pg_catalog.pg_advisory_unlock_all()", false, 0);
+	SPI_finish();
+	ereport(WARNING,
+			(errmsg("released the advisory locks that the training query of rnnlm model \"%s\" took", name),
+			 errdetail("The query runs as the model's owner; its session-level locks are not the caller's.")));
+}
+
 /* rnnlm_retrain(model_name, options): a new version, trained now, as the owner. */
 Datum
 rnnlm_retrain(PG_FUNCTION_ARGS)
@@ -239,12 +303,17 @@ rnnlm_retrain(PG_FUNCTION_ARGS)
 	int			save_sec,
 				nest;
 	char	   *summary;
+	int64		locks = 0;
 
 	PreventCommandIfReadOnly("rnnlm_retrain()");
 	read_recipe(name, options_arg(fcinfo, 1), &r);
+	if (r.owner != GetUserId())
+		locks = advisory_locks_held();
 	nest = become_owner(&r, &save_user, &save_sec);
 	summary = rnnlm_train_model(name, r.query, r.options);
 	leave_owner(nest, save_user, save_sec);
+	if (r.owner != save_user)
+		release_owner_locks(name, locks);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(summary)));
 }
 

@@ -483,7 +483,6 @@ training_provenance(const RnnlmTraining *t)
 	append_text(&s, "backend", rnnlm_backend_setting());
 	append_text(&s, "precision", rl_precision_name(t->opts.precision));
 	append_text(&s, "parent", t->opts.init_from);
-	append_text(&s, "search_path", GetConfigOption("search_path", false, false));
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }
