@@ -343,8 +343,11 @@ for my $try (1 .. 20)
 		  . " AND epoch >= 2 AND step < steps FROM rnnlm.jobs WHERE id = $job_a", 60);
 	$pid = q1("SELECT worker_pid FROM rnnlm.jobs WHERE id = $job_a");
 	kill('STOP', $pid);
+	# stopped outside a write transaction: one stopped in its commit could
+	# have its commit in the WAL, replayed after the crash, but not yet seen
 	$where = q1("SELECT epoch || ' ' || step || ' ' || steps FROM rnnlm.jobs"
-		  . " WHERE id = $job_a AND state = 'running' AND epoch >= 2 AND step < steps");
+		  . " WHERE id = $job_a AND state = 'running' AND epoch >= 2 AND step < steps"
+		  . "   AND (SELECT backend_xid IS NULL FROM pg_stat_activity WHERE pid = $pid)");
 	last if $where ne '';
 	kill('CONT', $pid);
 }
