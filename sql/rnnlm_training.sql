@@ -202,7 +202,8 @@ SELECT rnnlm_train_async('tr_job', 'SELECT body FROM tr_docs ORDER BY i', tr_opt
 SELECT (s->>'epochs_run')::int AS epochs_run, s->'model' AS model
   FROM rnnlm_wait(:job) AS s;
 SELECT state, epoch, epochs, step = steps AS last_step, error, summary->'kept_epoch' AS kept_epoch,
-       checkpointed_at IS NOT NULL AS checkpointed, finished_at >= started_at AS ordered
+       checkpointed_at IS NOT NULL AS checkpointed, finished_at >= started_at AS ordered,
+       fraction_done, time_remaining
   FROM rnnlm.jobs WHERE id = :job;
 SELECT rnnlm_train('tr_sync', 'SELECT body FROM tr_docs ORDER BY i', tr_opts('{"epochs": 4}'))->'epochs_run' AS e;
 SELECT tr_md5('tr_job') = tr_md5('tr_sync') AS same_weights,

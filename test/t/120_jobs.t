@@ -195,6 +195,9 @@ ok(wait_epoch($long, 1), 'the long job starts training');
 	my ($tps, $eta) = split /\|/,
 	  q1("SELECT tokens_per_second > 0, eta > now() FROM rnnlm.jobs WHERE id = $long");
 	is("$tps $eta", 't t', 'the job reports its speed and an ETA in the future');
+	is(q1("SELECT fraction_done > 0 AND fraction_done < 1, time_remaining > '0'::interval,"
+		  . " abs(extract(epoch FROM eta - now() - time_remaining)) < 5 FROM rnnlm.jobs WHERE id = $long"),
+		't|t|t', 'and how far it is (fraction_done) and the time it has left (time_remaining)');
 }
 
 # 8. rnnlm_wait with a timeout, history while it runs, rnnlm_forget
