@@ -582,6 +582,29 @@ rnnlm_forget(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(result);
 }
 
+/*
+ * Resumes every interrupted job of this database that can be (federated
+ * ones keep no checkpoint), as rnnlm_resume does, and starts the queued
+ * jobs as slots allow; how many it resumed.  For the launcher (a
+ * superuser), SPI-connected in a transaction that commits at once.
+ */
+int
+rnnlm_resume_interrupted_jobs(void)
+{
+	int			n;
+
+	if (rnnlm_spi_write("UPDATE rnnlm.job SET state = 'queued', worker_pid = NULL, wait_reason = NULL, "
+						"  resumes = resumes OPERATOR(pg_catalog.+) 1, updated_at = pg_catalog.now() "
+						"WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running']) "
+						"  AND worker_pid IS NOT NULL AND servers IS NULL "
+						"  AND rnnlm.job_worker(id) IS NULL",
+						0, NULL, NULL, NULL) != SPI_OK_UPDATE)
+		elog(ERROR, "rnnlm: could not resume the interrupted jobs");
+	n = (int) SPI_processed;
+	rnnlm_dispatch_jobs(true);
+	return n;
+}
+
 /* ---------- in the worker ---------- */
 
 /* Starts a short transaction with a snapshot and SPI. */

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -22,6 +23,9 @@ int			rnnlm_max_memory_mb = 4096;
 int			rnnlm_job_retention_min = 30 * 24 * 60;
 int			rnnlm_max_jobs_per_role = 2;
 double		rnnlm_min_checkpoint_minutes = 5;
+
+/* With shared_preload_libraries: resume interrupted jobs when the server starts. */
+bool		rnnlm_resume_jobs = true;
 
 /* The precision of scoring and generation (rl_precision). */
 int			rnnlm_precision = RL_PREC_FP32;
@@ -213,6 +217,18 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 check_backend, NULL, NULL);
+	DefineCustomBoolVariable("rnnlm.resume_jobs",
+							 "Resumes interrupted rnnlm training jobs when the server starts.",
+							 "With rnnlm in shared_preload_libraries, a launcher resumes, in every "
+							 "database, the jobs that a restart or a crash interrupted; off leaves "
+							 "them to rnnlm_resume().",
+							 &rnnlm_resume_jobs,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rnnlm");
 	rnnlm_jit_init();
+	if (process_shared_preload_libraries_in_progress)
+		rnnlm_launcher_register();
 }

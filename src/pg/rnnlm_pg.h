@@ -260,6 +260,11 @@ typedef struct RnnlmJobLaunch
 extern bool rnnlm_job_lock(int64 job_id, Oid owner, bool legacy);
 extern void rnnlm_job_unlock(int64 job_id, Oid owner, bool legacy);
 extern void rnnlm_dispatch_jobs(bool write_all);
+extern int	rnnlm_resume_interrupted_jobs(void);
+
+/* launcher.c: with shared_preload_libraries, interrupted jobs resume on their own */
+extern bool rnnlm_resume_jobs;
+extern void rnnlm_launcher_register(void);
 extern int64 rnnlm_take_next_job(Oid role, bool legacy);
 
 /* federated.c: the coordinator of a federated training, step by step */
