@@ -368,6 +368,8 @@ rnnlm_cancel(PG_FUNCTION_ARGS)
 				 "  AND rnnlm.job_worker(id) IS NULL",
 				 job_id, 0, NULL, NULL, NULL, SPI_OK_UPDATE);
 		result = SPI_processed > 0;
+		if (result)
+			rnnlm_job_file_remove(job_id);
 	}
 	else
 		result = false;
@@ -577,6 +579,8 @@ rnnlm_forget(PG_FUNCTION_ARGS)
 				 "       OR rnnlm.job_worker(id) IS NULL)",
 				 job_id, 0, NULL, NULL, NULL, SPI_OK_DELETE);
 		result = SPI_processed > 0;
+		if (result)
+			rnnlm_job_file_remove(job_id);
 	}
 	SPI_finish();
 	PG_RETURN_BOOL(result);
@@ -679,7 +683,8 @@ claim_job(int64 job_id, JobRow *row, MemoryContext cxt)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 	row->options = DatumGetJsonbPCopy(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull);
-	row->checkpoint = isnull ? NULL : DatumGetByteaPCopy(d);
+	/* a job of 0.2 kept it in its row; now it is a file (job_files.c) */
+	row->checkpoint = isnull ? rnnlm_job_file_read(job_id) : DatumGetByteaPCopy(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
 	row->servers = isnull ? NULL : DatumGetArrayTypePCopy(d);
 	row->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
@@ -712,16 +717,17 @@ check_job_row(int64 job_id, const JobRow *row)
 				 errmsg("rnnlm job " INT64_FORMAT " has a NULL field", job_id)));
 }
 
-/* Records where the training is (p, history), and a checkpoint when ckpt is not NULL. */
+/*
+ * Records where the training is (p, history); checkpointed: a checkpoint
+ * of that point was just written (job_files.c).
+ */
 static void
-record_progress(int64 job_id, const rl_run_progress *p, const char *history,
-				const uint8 *ckpt, size_t ckpt_len)
+record_progress(int64 job_id, const rl_run_progress *p, const char *history, bool checkpointed)
 {
 	Oid			types[10] = {INT4OID, INT4OID, INT8OID, INT8OID, FLOAT8OID, FLOAT8OID,
-	FLOAT8OID, FLOAT8OID, JSONBOID, BYTEAOID};
+	FLOAT8OID, FLOAT8OID, JSONBOID, BOOLOID};
 	Datum		values[10];
 	char		nulls[10];
-	bytea	   *blob = NULL;
 
 	memset(nulls, ' ', sizeof(nulls));
 	begin_txn();
@@ -737,36 +743,28 @@ record_progress(int64 job_id, const rl_run_progress *p, const char *history,
 	nulls[5] = isnan(p->val_loss) ? 'n' : ' ';
 	nulls[7] = isnan(p->seconds_left) ? 'n' : ' ';
 	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(history ? history : "[]"));
-	if (ckpt)
-	{
-		blob = palloc_extended(VARHDRSZ + ckpt_len, MCXT_ALLOC_HUGE);
-		SET_VARSIZE(blob, VARHDRSZ + ckpt_len);
-		memcpy(VARDATA(blob), ckpt, ckpt_len);
-		values[9] = PointerGetDatum(blob);
-	}
-	else
-		nulls[9] = 'n';
+	values[9] = BoolGetDatum(checkpointed);
 	exec_job("UPDATE rnnlm.job SET epoch = $2, epochs = $3, step = $4, steps = $5, "
 			 "  train_loss = $6, val_loss = $7, tokens_per_second = $8, "
 			 "  eta = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $9), "
-			 "  history = $10, checkpoint = COALESCE($11, checkpoint), "
-			 "  checkpointed_at = CASE WHEN $11 IS NULL THEN checkpointed_at ELSE pg_catalog.now() END, "
+			 "  history = $10, checkpoint = CASE WHEN $11 THEN NULL ELSE checkpoint END, "
+			 "  checkpointed_at = CASE WHEN $11 THEN pg_catalog.now() ELSE checkpointed_at END, "
 			 "  updated_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1",
 			 job_id, 10, types, values, nulls, SPI_OK_UPDATE);
-	commit_txn();				/* frees blob with the transaction's memory */
+	commit_txn();
 }
 
-/* Records where a local training's run is, with a checkpoint when ckpt is not NULL. */
+/* Records where a local training's run is (checkpointed: see record_progress). */
 static void
-record_run_progress(int64 job_id, RnnlmTraining *t, const uint8 *ckpt, size_t ckpt_len)
+record_run_progress(int64 job_id, RnnlmTraining *t, bool checkpointed)
 {
 	rl_run_progress p;
 
 	rl_run_progress_get(t->run, &p);
-	record_progress(job_id, &p, rnnlm_training_history_json(t), ckpt, ckpt_len);
+	record_progress(job_id, &p, rnnlm_training_history_json(t), checkpointed);
 }
 
-/* Saves a checkpoint of the run into the job row. */
+/* Saves a checkpoint of the run into the job's file, and records it. */
 static void
 record_checkpoint(int64 job_id, RnnlmTraining *t)
 {
@@ -775,8 +773,9 @@ record_checkpoint(int64 job_id, RnnlmTraining *t)
 
 	if (rl_run_save(t->run, &ckpt, &len) != RL_OK)
 		rnnlm_raise(&t->env, "saving a checkpoint");
-	record_run_progress(job_id, t, ckpt, len);
+	rnnlm_job_file_write(job_id, ckpt, len);
 	rl_free(&t->env, ckpt);
+	record_run_progress(job_id, t, true);
 }
 
 /* Trains to the end, recording progress and checkpoints between slices. */
@@ -806,7 +805,7 @@ train_job(int64 job_id, RnnlmTraining *t)
 		}
 		else if (now - last_progress >= PROGRESS_SECONDS)
 		{
-			record_run_progress(job_id, t, NULL, 0);
+			record_run_progress(job_id, t, false);
 			last_progress = rl_now_seconds();
 		}
 	}
@@ -836,9 +835,10 @@ store_job(int64 job_id, RnnlmTraining *t)
 static void
 finish_job(int64 job_id, RnnlmTraining *t)
 {
-	record_run_progress(job_id, t, NULL, 0);
+	record_run_progress(job_id, t, false);
 	rnnlm_training_finish(t);	/* frees the run */
 	store_job(job_id, t);
+	rnnlm_job_file_remove(job_id);
 }
 
 /* Marks the job cancelled or failed after an ERROR (in no transaction). */
@@ -860,6 +860,7 @@ record_failure(int64 job_id, ErrorData *edata)
 			 job_id, 3, types, values, NULL, SPI_OK_UPDATE);
 	expire_jobs();
 	commit_txn();
+	rnnlm_job_file_remove(job_id);
 }
 
 /*
@@ -893,7 +894,7 @@ run_federated_job(int64 job_id, JobRow *row, MemoryContext cxt)
 		{
 			more = rnnlm_federation_epoch(f);
 			rnnlm_federation_progress(f, &p);
-			record_progress(job_id, &p, rnnlm_federation_training(f)->history, NULL, 0);
+			record_progress(job_id, &p, rnnlm_federation_training(f)->history, false);
 		} while (more);
 		rnnlm_federation_finish(f);
 		store_job(job_id, rnnlm_federation_training(f));

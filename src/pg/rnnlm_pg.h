@@ -262,6 +262,11 @@ extern void rnnlm_job_unlock(int64 job_id, Oid owner, bool legacy);
 extern void rnnlm_dispatch_jobs(bool write_all);
 extern int	rnnlm_resume_interrupted_jobs(void);
 
+/* job_files.c: a job's checkpoint, kept as a file out of the WAL */
+extern void rnnlm_job_file_write(int64 job_id, const uint8 *data, size_t len);
+extern bytea *rnnlm_job_file_read(int64 job_id);
+extern void rnnlm_job_file_remove(int64 job_id);
+
 /* launcher.c: with shared_preload_libraries, interrupted jobs resume on their own */
 extern bool rnnlm_resume_jobs;
 extern void rnnlm_launcher_register(void);

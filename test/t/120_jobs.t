@@ -485,6 +485,33 @@ SELECT rnnlm_wait(:id, '60 s')->>'model';},
 		'once committed, the job runs to the end');
 }
 
+# ---------- 10. a job writes about the WAL of the same training ----------
+# Its checkpoints (weights, Adam moments, best weights: four times the
+# model) go to a file under the data directory, not into the WAL; with the
+# default checkpoint_minutes a job checkpoints at every epoch's end.
+{
+	my $o = qq{$small, "hidden_size": 96, "seed": 3, "epochs": 4};
+	my $wal = sub {
+		my ($sql) = @_;
+		my $l0 = q1('SELECT pg_current_wal_insert_lsn()');
+		q1($sql, as => 'alice');
+		return q1("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$l0')");
+	};
+	my $sync = &$wal(qq{SELECT rnnlm_train('wal_sync', 'SELECT body FROM corpus', '{$o}')});
+	my $async;
+	my $l0 = q1('SELECT pg_current_wal_insert_lsn()');
+	my $id = submit('wal_job', 'SELECT body FROM corpus', $o, as => 'alice');
+	q1("SELECT rnnlm_wait($id, '300 s')", as => 'alice');
+	$async = q1("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$l0')");
+	cmp_ok($async, '<=', 2 * $sync,
+		"a job's WAL ($async bytes) is within twice that of rnnlm_train ($sync bytes), the same 4 epochs");
+	is(q1("SELECT checkpointed_at IS NOT NULL AND checkpoint IS NULL FROM rnnlm.job WHERE id = $id"), 't',
+		'it checkpointed, into no row');
+	my $datadir = $node->data_dir;
+	my @files = glob("$datadir/pg_rnnlm/job_*_$id.ckpt*");
+	is(scalar(@files), 0, 'and its checkpoint file is gone once it ended');
+}
+
 ok(!$node->log_contains('terminated by signal (?!9)'), 'no backend crashed (other than the one killed)');
 $node->stop;
 
