@@ -339,3 +339,21 @@ SELECT id, model, owner,
             THEN GREATEST(eta OPERATOR(pg_catalog.-) pg_catalog.now(), '0'::interval) END
          AS time_remaining
   FROM rnnlm.job;
+
+-- Trainings running in backends (rnnlm_train, rnnlm_tune, rnnlm_retrain), as
+-- shared memory shows them when rnnlm is in shared_preload_libraries; empty
+-- otherwise.  A role sees those of the roles it is a member of (filtered in
+-- C: shared memory has no row-level security); superusers see all.
+CREATE FUNCTION rnnlm.trainings_in_progress(OUT pid integer, OUT database text, OUT role regrole,
+                                            OUT model text, OUT epoch integer, OUT epochs integer,
+                                            OUT step bigint, OUT steps bigint,
+                                            OUT fraction_done double precision,
+                                            OUT train_loss double precision,
+                                            OUT started_at timestamptz, OUT updated_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rnnlm_trainings'
+LANGUAGE C VOLATILE;
+CREATE VIEW rnnlm.trainings AS SELECT * FROM rnnlm.trainings_in_progress();
+GRANT SELECT ON rnnlm.trainings TO PUBLIC;
+COMMENT ON VIEW rnnlm.trainings IS
+    'the rnnlm trainings running in backends now, with rnnlm in shared_preload_libraries';

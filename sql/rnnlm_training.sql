@@ -214,6 +214,8 @@ SELECT tr_md5('tr_job') = tr_md5('tr_sync') AS same_weights,
 SELECT count(*) AS epochs FROM rnnlm_training_history(:job);
 SELECT (SELECT array_agg(val_loss ORDER BY epoch) FROM rnnlm_training_history(:job))
      = (SELECT array_agg(val_loss ORDER BY epoch) FROM rnnlm_training_history('tr_job')) AS same_history;
+-- without shared_preload_libraries, rnnlm.trainings has nothing to show
+SELECT count(*) AS trainings_seen FROM rnnlm.trainings;
 -- the checkpoint of a finished job is gone; forget removes the job
 SELECT checkpoint IS NULL AS no_checkpoint FROM rnnlm.job WHERE id = :job;
 SELECT rnnlm_forget(:job) AS forgotten, rnnlm_forget(:job) AS again;

@@ -230,5 +230,8 @@ _PG_init(void)
 	MarkGUCPrefixReserved("rnnlm");
 	rnnlm_jit_init();
 	if (process_shared_preload_libraries_in_progress)
+	{
 		rnnlm_launcher_register();
+		rnnlm_progress_init();
+	}
 }

@@ -270,6 +270,13 @@ extern void rnnlm_job_file_remove(int64 job_id);
 /* launcher.c: with shared_preload_libraries, interrupted jobs resume on their own */
 extern bool rnnlm_resume_jobs;
 extern void rnnlm_launcher_register(void);
+
+/* progress.c: with shared_preload_libraries, trainings in backends seen from everywhere */
+extern void rnnlm_progress_init(void);
+extern void rnnlm_progress_begin(const char *model);
+extern bool rnnlm_progress_active(void);
+extern void rnnlm_progress_update(const rl_run_progress *p);
+extern void rnnlm_progress_end(void);
 extern int64 rnnlm_take_next_job(Oid role, bool legacy);
 
 /* federated.c: the coordinator of a federated training, step by step */

@@ -366,10 +366,18 @@ void
 rnnlm_training_run(RnnlmTraining *t)
 {
 	int			ended;
+	rl_run_progress p;
 
+	/* with shared memory, in slices of a second, each reported (progress.c) */
+	rnnlm_progress_begin(t->name);
 	while (!rl_run_done(t->run))
-		if (rl_run_advance(t->run, INFINITY, &ended) != RL_OK)
+	{
+		if (rl_run_advance(t->run, rnnlm_progress_active() ? 1.0 : INFINITY, &ended) != RL_OK)
 			rnnlm_raise(&t->env, "training");
+		rl_run_progress_get(t->run, &p);
+		rnnlm_progress_update(&p);
+	}
+	rnnlm_progress_end();
 }
 
 /*

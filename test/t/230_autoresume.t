@@ -3,6 +3,8 @@
 # a crash (SIGKILL of a job's worker) the postmaster starts it again; it
 # resumes the interrupted job from its checkpoint, and the job succeeds.
 # With rnnlm.resume_jobs = off a job stays interrupted, for rnnlm_resume().
+# Preloading also gives shared memory, where trainings inside a statement
+# report their progress (rnnlm.trainings).
 use strict;
 use warnings;
 
@@ -71,6 +73,23 @@ is($node->safe_psql('postgres', "SELECT state || ' ' || resumes FROM rnnlm.jobs 
 $node->safe_psql('postgres', "SELECT rnnlm_resume($job)", extra_params => [ '-U', 'alice' ]);
 is($node->safe_psql('postgres', "SELECT rnnlm_wait($job, '300 s')->>'model'", extra_params => [ '-U', 'alice' ]),
 	'ar2', 'for rnnlm_resume()');
+
+# a training inside a statement shows in rnnlm.trainings, through shared
+# memory, to its role and superusers
+$node->safe_psql('postgres', 'CREATE ROLE bob LOGIN');
+my $bg = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$bg->query_until(qr/started/, "\\echo started\n"
+	  . "SELECT rnnlm_train('in_stmt', 'SELECT body FROM big', '$opts')->>'model';\n");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM rnnlm.trainings WHERE model = 'in_stmt' AND role = 'alice'::regrole"
+		  . " AND step > 0 AND fraction_done > 0 AND fraction_done < 1 AND database = 'postgres'"),
+	'a running rnnlm_train shows in rnnlm.trainings, with its progress');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM rnnlm.trainings', extra_params => [ '-U', 'alice' ]),
+	'1', 'its role sees it');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM rnnlm.trainings', extra_params => [ '-U', 'bob' ]),
+	'0', 'another role does not');
+$bg->quit;
+is($node->safe_psql('postgres', "SELECT count(*) FROM rnnlm.trainings"), '0', 'once it ended, it is gone');
 
 ok(!$node->log_contains('terminated by signal (?!9)'), 'no other process crashed');
 $node->stop;
