@@ -789,7 +789,18 @@ SELECT id, model, owner,
        epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
        started_at, updated_at, eta, error, summary,
        submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
-       training_query, options, servers, error_code, wait_reason
+       training_query, options, servers, error_code, wait_reason,
+       CASE WHEN state OPERATOR(pg_catalog.=) 'succeeded' THEN 1.0::double precision
+            WHEN epochs OPERATOR(pg_catalog.>) 0 AND epoch OPERATOR(pg_catalog.>=) 1 THEN
+                 LEAST(1.0::double precision,
+                   ((epoch OPERATOR(pg_catalog.-) 1)::double precision
+                    OPERATOR(pg_catalog.+) CASE WHEN steps OPERATOR(pg_catalog.>) 0
+                         THEN step::double precision OPERATOR(pg_catalog./) steps ELSE 0 END)
+                   OPERATOR(pg_catalog./) epochs)
+            ELSE 0.0::double precision END AS fraction_done,
+       CASE WHEN state OPERATOR(pg_catalog.=) 'running' AND eta IS NOT NULL
+            THEN GREATEST(eta OPERATOR(pg_catalog.-) pg_catalog.now(), '0'::interval) END
+         AS time_remaining
   FROM rnnlm.job;
 
 -- Calibrated surprise: how surprising the validation rows of a training
@@ -1019,30 +1030,6 @@ END
 $$;
 COMMENT ON FUNCTION rnnlm_describe(text) IS
     'a model card of an rnnlm model, as readable text (rnnlm_describe_jsonb has the same facts)';
-
--- rnnlm.jobs: how far a job is, as a fraction, and the time it has left
-CREATE OR REPLACE VIEW rnnlm.jobs WITH (security_barrier, security_invoker = true) AS
-SELECT id, model, owner,
-       CASE WHEN state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running'])
-                 AND worker_pid IS NOT NULL
-                 AND rnnlm.job_worker(id) IS NULL
-            THEN 'interrupted' ELSE state END AS state,
-       epoch, epochs, step, steps, train_loss, val_loss, tokens_per_second,
-       started_at, updated_at, eta, error, summary,
-       submitted_at, finished_at, checkpointed_at, resumes, worker_pid,
-       training_query, options, servers, error_code, wait_reason,
-       CASE WHEN state OPERATOR(pg_catalog.=) 'succeeded' THEN 1.0::double precision
-            WHEN epochs OPERATOR(pg_catalog.>) 0 AND epoch OPERATOR(pg_catalog.>=) 1 THEN
-                 LEAST(1.0::double precision,
-                   ((epoch OPERATOR(pg_catalog.-) 1)::double precision
-                    OPERATOR(pg_catalog.+) CASE WHEN steps OPERATOR(pg_catalog.>) 0
-                         THEN step::double precision OPERATOR(pg_catalog./) steps ELSE 0 END)
-                   OPERATOR(pg_catalog./) epochs)
-            ELSE 0.0::double precision END AS fraction_done,
-       CASE WHEN state OPERATOR(pg_catalog.=) 'running' AND eta IS NOT NULL
-            THEN GREATEST(eta OPERATOR(pg_catalog.-) pg_catalog.now(), '0'::interval) END
-         AS time_remaining
-  FROM rnnlm.job;
 
 -- Trainings running in backends (rnnlm_train, rnnlm_tune, rnnlm_retrain), as
 -- shared memory shows them when rnnlm is in shared_preload_libraries; empty

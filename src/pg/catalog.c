@@ -358,22 +358,6 @@ store_training_query(const char *name, int32 version, const char *query, const c
 		elog(ERROR, "rnnlm: could not record the training query of model \"%s\"", name);
 }
 
-/*
- * The options as every role that may use the model reads them: an
- * embeddings_query, being SQL that may name what a grantee cannot read,
- * shows only as true (it is kept with the training query).
- */
-static Datum
-shown_options(const RnnlmOptions *opts)
-{
-	Datum		d = JsonbPGetDatum(rnnlm_options_to_jsonb(opts));
-
-	if (opts->embeddings_query == NULL)
-		return d;
-	return DirectFunctionCall2(jsonb_concat, d,
-							   DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"embeddings_query\": true}")));
-}
-
 /* What an imported version's provenance says: who imported it, and when. */
 static char *
 import_provenance(void)
@@ -453,7 +437,7 @@ rnnlm_catalog_store(const RnnlmModelRow *row)
 	values[9] = float_or_null(r ? r->val_loss : NAN, nulls, 9);
 	values[10] = float_or_null(r ? exp(r->val_loss) : NAN, nulls, 10);
 	values[11] = Int64GetDatum(r ? (int64) r->train_tokens * r->epochs_run : 0);
-	values[12] = row->opts ? shown_options(row->opts)
+	values[12] = row->opts ? JsonbPGetDatum(rnnlm_options_shown(row->opts))
 		: DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"imported\": true}"));
 	values[13] = PointerGetDatum(weights);
 	values[14] = ObjectIdGetDatum(GetUserId());

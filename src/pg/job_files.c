@@ -123,6 +123,7 @@ rnnlm_job_file_read(int64 job_id)
 					 errmsg("could not read file \"%s\": %m", path)));
 		}
 		done += (size_t) n;
+		CHECK_FOR_INTERRUPTS();
 	}
 	CloseTransientFile(fd);
 	return result;

@@ -12,8 +12,10 @@
 
 #include <math.h>
 
+#include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/numeric.h"
@@ -46,6 +48,7 @@ typedef struct OptSpec
 	const OptChoice *choices;	/* OPT_ENUM, ended by a NULL name */
 	int			stored;			/* part of rnnlm.models.options: STORED_* */
 	bool		federated_only; /* only rnnlm_train_federated takes it */
+	int			replacing;		/* how a replacement inherits it: RNNLM_OPT_* */
 } OptSpec;
 
 /* OptSpec.stored: false, true, or only when the caller gave it. */
@@ -68,16 +71,16 @@ static OptChoice normalize_choices[RL_NORM_NFKC + 2];
  * are settled in rnnlm_parse_options and when the data is read.
  */
 static const OptSpec opt_specs[] = {
-	{"cell", OPT_ENUM, OFF(cell), RL_CELL_LSTM, 0, 0, false, cell_choices, true},
-	{"tokenizer", OPT_ENUM, OFF(tokenizer), RL_TOK_WORD, 0, 0, false, tokenizer_choices, true},
-	{"max_vocab", OPT_INT, OFF(max_vocab), 10000, 0, RL_MAX_VOCAB - RL_NUM_SPECIAL, false, NULL, true},
-	{"lowercase", OPT_BOOL, OFF(lowercase), 1, 0, 0, false, NULL, true},
-	{"normalize", OPT_ENUM, OFF(normalize), RL_NORM_NONE, 0, 0, false, normalize_choices, true},
-	{"filters", OPT_TEXT, OFF(filters), 0, 0, RL_MAX_FILTER_BYTES, false, NULL, true},
-	{"split_on_punctuation", OPT_BOOL, OFF(split_on_punctuation), 0, 0, 0, false, NULL, true},
-	{"embedding_dim", OPT_INT, OFF(embedding_dim), 256, 1, RL_MAX_EMBED, false, NULL, true},
-	{"hidden_size", OPT_INT, OFF(hidden_size), 512, 1, RL_MAX_HIDDEN, false, NULL, true},
-	{"num_layers", OPT_INT, OFF(num_layers), 2, 1, RL_MAX_LAYERS, false, NULL, true},
+	{"cell", OPT_ENUM, OFF(cell), RL_CELL_LSTM, 0, 0, false, cell_choices, true, false, RNNLM_OPT_FROM_PARENT},
+	{"tokenizer", OPT_ENUM, OFF(tokenizer), RL_TOK_WORD, 0, 0, false, tokenizer_choices, true, false, RNNLM_OPT_FROM_PARENT},
+	{"max_vocab", OPT_INT, OFF(max_vocab), 10000, 0, RL_MAX_VOCAB - RL_NUM_SPECIAL, false, NULL, true, false, RNNLM_OPT_FROM_PARENT | RNNLM_OPT_TOKENIZER_DEFAULT},
+	{"lowercase", OPT_BOOL, OFF(lowercase), 1, 0, 0, false, NULL, true, false, RNNLM_OPT_FROM_PARENT | RNNLM_OPT_TOKENIZER_DEFAULT},
+	{"normalize", OPT_ENUM, OFF(normalize), RL_NORM_NONE, 0, 0, false, normalize_choices, true, false, RNNLM_OPT_FROM_PARENT},
+	{"filters", OPT_TEXT, OFF(filters), 0, 0, RL_MAX_FILTER_BYTES, false, NULL, true, false, RNNLM_OPT_FROM_PARENT | RNNLM_OPT_WORD_ONLY},
+	{"split_on_punctuation", OPT_BOOL, OFF(split_on_punctuation), 0, 0, 0, false, NULL, true, false, RNNLM_OPT_FROM_PARENT | RNNLM_OPT_WORD_ONLY},
+	{"embedding_dim", OPT_INT, OFF(embedding_dim), 256, 1, RL_MAX_EMBED, false, NULL, true, false, RNNLM_OPT_FROM_PARENT},
+	{"hidden_size", OPT_INT, OFF(hidden_size), 512, 1, RL_MAX_HIDDEN, false, NULL, true, false, RNNLM_OPT_FROM_PARENT},
+	{"num_layers", OPT_INT, OFF(num_layers), 2, 1, RL_MAX_LAYERS, false, NULL, true, false, RNNLM_OPT_FROM_PARENT},
 	{"dropout", OPT_REAL, OFF(dropout), 0.0, 0, 0.95, false, NULL, true},
 	{"epochs", OPT_INT, OFF(epochs), 10, 1, 100000, false, NULL, true},
 	{"batch_size", OPT_INT, OFF(batch_size), 32, 1, 4096, false, NULL, true},
@@ -91,11 +94,11 @@ static const OptSpec opt_specs[] = {
 	{"early_stopping_patience", OPT_INT, OFF(early_stopping_patience), 0, 0, 100000, false, NULL, true},
 	{"lr_decay", OPT_REAL, OFF(lr_decay), 1.0, 0, 1, true, NULL, true},
 	{"lr_patience", OPT_INT, OFF(lr_patience), 1, 1, 100000, false, NULL, true},
-	{"init_from", OPT_NAME, OFF(init_from), 0, 0, 0, false, NULL, true},
+	{"init_from", OPT_NAME, OFF(init_from), 0, 0, 0, false, NULL, true, false, RNNLM_OPT_DATA_SOURCE},
 	{"checkpoint_minutes", OPT_REAL, OFF(checkpoint_minutes), 10, 0, 10080, true, NULL, true},
 	{"precision", OPT_ENUM, OFF(precision), RL_PREC_FP32, 0, 0, false, precision_choices, true},
-	{"embeddings_query", OPT_TEXT, OFF(embeddings_query), 0, 0, 1 << 20, false, NULL, true},
-	{"freeze_embeddings", OPT_BOOL, OFF(freeze_embeddings), 0, 0, 0, false, NULL, true},
+	{"embeddings_query", OPT_TEXT, OFF(embeddings_query), 0, 0, 1 << 20, false, NULL, true, false, RNNLM_OPT_DATA_SOURCE | RNNLM_OPT_OWNER_ONLY},
+	{"freeze_embeddings", OPT_BOOL, OFF(freeze_embeddings), 0, 0, 0, false, NULL, true, false, RNNLM_OPT_DATA_SOURCE},
 	{"sampled_softmax", OPT_INT, OFF(sampled_softmax), 0, 0, 1000000, false, NULL, true},
 	{"keep_versions", OPT_INT, OFF(keep_versions), 1, 0, 1000, false, NULL, true},
 	{"round_steps", OPT_INT, OFF(round_steps), 0, 0, 1000000000, false, NULL, STORED_WHEN_GIVEN, true},
@@ -104,7 +107,9 @@ static const OptSpec opt_specs[] = {
 
 #define N_OPTS ((int) (sizeof(opt_specs) / sizeof(opt_specs[0])))
 
-StaticAssertDecl(sizeof(opt_specs) / sizeof(opt_specs[0]) <= 64,
+#define N_OPTS_MAX 64
+
+StaticAssertDecl(sizeof(opt_specs) / sizeof(opt_specs[0]) <= N_OPTS_MAX,
 				 "RnnlmOptions.given has one bit per option");
 
 /* The field of opts that spec describes. */
@@ -112,6 +117,48 @@ static void *
 field(RnnlmOptions *opts, const OptSpec *spec)
 {
 	return (char *) opts + spec->offset;
+}
+
+/*
+ * The keys, as a text[] Datum, of the options that a replacement treats in
+ * one of the ways flags names (RNNLM_OPT_*; RNNLM_OPT_FEDERATED: those only
+ * rnnlm_train_federated takes).
+ */
+Datum
+rnnlm_option_keys(int flags)
+{
+	Datum		keys[N_OPTS_MAX];
+	int			i,
+				n = 0;
+
+	for (i = 0; i < N_OPTS; i++)
+		if ((opt_specs[i].replacing & flags) != 0 ||
+			((flags & RNNLM_OPT_FEDERATED) && opt_specs[i].federated_only))
+			keys[n++] = CStringGetTextDatum(opt_specs[i].key);
+	return PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * The options as every role that may use the model reads them
+ * (rnnlm.models.options): an owner-only one, being SQL that may name what
+ * a grantee cannot read, shows only as true when it was given.
+ */
+Jsonb *
+rnnlm_options_shown(const RnnlmOptions *o)
+{
+	StringInfoData s;
+	int			i,
+				n = 0;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (i = 0; i < N_OPTS; i++)
+		if ((opt_specs[i].replacing & RNNLM_OPT_OWNER_ONLY) && opt_specs[i].kind == OPT_TEXT &&
+			*(char *const *) ((const char *) o + opt_specs[i].offset) != NULL)
+			appendStringInfo(&s, "%s\"%s\": true", n++ ? ", " : "", opt_specs[i].key);
+	appendStringInfoChar(&s, '}');
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(rnnlm_options_to_jsonb(o)),
+											  DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data))));
 }
 
 /* The row of a key, or -1. */

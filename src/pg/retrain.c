@@ -92,8 +92,13 @@ Jsonb *
 rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid			types[3] = {TEXTOID, JSONBOID, BOOLOID};
-	Datum		values[3] = {CStringGetTextDatum(name), JsonbPGetDatum(given), BoolGetDatum(as_before)};
+	Oid			types[7] = {TEXTOID, JSONBOID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID};
+	Datum		values[7] = {CStringGetTextDatum(name), JsonbPGetDatum(given), BoolGetDatum(as_before),
+		rnnlm_option_keys(RNNLM_OPT_WORD_ONLY | RNNLM_OPT_TOKENIZER_DEFAULT),
+		rnnlm_option_keys(RNNLM_OPT_WORD_ONLY),
+		rnnlm_option_keys(RNNLM_OPT_FEDERATED | (as_before ? RNNLM_OPT_OWNER_ONLY : RNNLM_OPT_DATA_SOURCE)),
+	rnnlm_option_keys(RNNLM_OPT_FROM_PARENT)};
 	Jsonb	   *result = given;
 	bool		isnull;
 	Datum		d;
@@ -102,19 +107,15 @@ rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before)
 	if (!rnnlm_schema_is_v03())
 		return given;
 	SPI_connect();
+	/* which options go is the options table's (RNNLM_OPT_* in options.c) */
 	ret = SPI_execute_with_args("SELECT ((((m.options "
 								"  OPERATOR(pg_catalog.-) CASE WHEN t.tok OPERATOR(pg_catalog.<>) "
-								"                               (m.options OPERATOR(pg_catalog.->>) 'tokenizer') "
-								"    THEN '{max_vocab,lowercase,filters,split_on_punctuation}'::pg_catalog.text[] "
-								"    WHEN t.tok OPERATOR(pg_catalog.<>) 'word' "
-								"    THEN '{filters,split_on_punctuation}'::pg_catalog.text[] "
+								"                               (m.options OPERATOR(pg_catalog.->>) 'tokenizer') THEN $4 "
+								"    WHEN t.tok OPERATOR(pg_catalog.<>) 'word' THEN $5 "
 								"    ELSE '{}'::pg_catalog.text[] END) "
-								"  OPERATOR(pg_catalog.-) CASE WHEN $3 THEN '{round_steps,embeddings_query}'::pg_catalog.text[] "
-								"    ELSE '{round_steps,init_from,embeddings_query,freeze_embeddings}'::pg_catalog.text[] END) "
+								"  OPERATOR(pg_catalog.-) $6) "
 								"  OPERATOR(pg_catalog.-) CASE WHEN pg_catalog.jsonb_typeof(t.parent) OPERATOR(pg_catalog.=) 'string' "
-								"    THEN '{max_vocab,cell,tokenizer,lowercase,normalize,split_on_punctuation,"
-								"           filters,embedding_dim,hidden_size,num_layers}'::pg_catalog.text[] "
-								"    ELSE '{}'::pg_catalog.text[] END) "
+								"    THEN $7 ELSE '{}'::pg_catalog.text[] END) "
 								"  OPERATOR(pg_catalog.||) $2) "
 								"  FROM rnnlm.model m "
 								"  CROSS JOIN LATERAL (SELECT COALESCE($2 OPERATOR(pg_catalog.->>) 'tokenizer', "
@@ -124,7 +125,7 @@ rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before)
 								"                                 ELSE $2 OPERATOR(pg_catalog.->) 'init_from' END AS parent) t "
 								" WHERE m.name OPERATOR(pg_catalog.=) $1 "
 								"   AND NOT (m.options OPERATOR(pg_catalog.?) 'imported')",
-								3, types, values, NULL, true, 1);
+								7, types, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "rnnlm: could not read the options of model \"%s\": %s", name, SPI_result_code_string(ret));
 	if (SPI_processed > 0)

@@ -110,6 +110,21 @@ extern void rnnlm_parse_federated_options(Jsonb *options, RnnlmOptions *opts);
 extern bool rnnlm_option_given(const RnnlmOptions *opts, const char *key);
 extern const char *rnnlm_option_choice_name(const char *key, int value);
 extern Jsonb *rnnlm_options_to_jsonb(const RnnlmOptions *opts);
+extern Jsonb *rnnlm_options_shown(const RnnlmOptions *opts);
+
+/*
+ * How a replacement treats an option of the current version (OptSpec in
+ * options.c): only for the word tokenizer; defaulted from the tokenizer;
+ * taken from the parent with init_from; a source of the data rather than a
+ * setting; SQL kept for the owner only (shown to others as true).
+ */
+#define RNNLM_OPT_WORD_ONLY 1
+#define RNNLM_OPT_TOKENIZER_DEFAULT 2
+#define RNNLM_OPT_FROM_PARENT 4
+#define RNNLM_OPT_DATA_SOURCE 8
+#define RNNLM_OPT_OWNER_ONLY 16
+#define RNNLM_OPT_FEDERATED 32		/* for rnnlm_option_keys: the federated-only ones */
+extern Datum rnnlm_option_keys(int flags);
 extern void rnnlm_core_train_opts(const RnnlmOptions *opts, rl_train_opts *to);
 
 /* spi_rows.c: reading a one-text-column query */

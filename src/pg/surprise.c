@@ -18,6 +18,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -70,6 +71,9 @@ rnnlm_surprise_quantiles(RnnlmTraining *t)
 	docs = palloc(sizeof(int32_t *) * t->nval);
 	lens = palloc(sizeof(size_t) * t->nval);
 	for (i = 1; i < t->nval; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (t->val[i] == RL_TOKEN_EOD)
 		{
 			docs[k] = t->val + start;
@@ -77,6 +81,7 @@ rnnlm_surprise_quantiles(RnnlmTraining *t)
 			k++;
 			start = i + 1;
 		}
+	}
 	if (k == 0)
 		return NULL;
 	nll = palloc(sizeof(double) * k);
