@@ -254,7 +254,7 @@ extern char *rnnlm_training_summary(RnnlmTraining *t, MemoryContext cxt);
 extern char *rnnlm_train_model(const char *name, const char *query, Jsonb *options);
 extern int64 rnnlm_submit_training_job(const char *name, const char *query, Jsonb *options);
 
-/* retrain.c */
+/* replacement.c */
 extern Jsonb *rnnlm_inherit_options(const char *name, Jsonb *given, bool as_before);
 extern Jsonb *rnnlm_replacement_options(const char *name, Jsonb *options, RnnlmOptions *opts,
 										bool federated);
