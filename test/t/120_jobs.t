@@ -340,7 +340,7 @@ my $job_a = submit('resumed', 'SELECT body FROM big', $resumable, as => 'alice')
 # of an epoch (step < steps), from epoch 2 on, so that what it resumes from is
 # known; then kill it.
 my ($pid, $where) = (0, '');
-for my $try (1 .. 20)
+for my $try (1 .. 100)
 {
 	last unless wait_for("SELECT state = 'running' AND checkpointed_at IS NOT NULL"
 		  . " AND epoch >= 2 AND step < steps FROM rnnlm.jobs WHERE id = $job_a", 60);
@@ -353,6 +353,7 @@ for my $try (1 .. 20)
 		  . "   AND (SELECT backend_xid IS NULL FROM pg_stat_activity WHERE pid = $pid)");
 	last if $where ne '';
 	kill('CONT', $pid);
+	usleep(int(rand(200_000)));    # not in step with the worker's transactions
 }
 isnt($where, '', "job A is stopped just after a checkpoint in the middle of an epoch (epoch, step, steps: $where)");
 {
